@@ -1,0 +1,52 @@
+"""augpipe: keep the GPU fed.
+
+Pack images once into LMDB shards (``augpipe.pack``), read them with ``ShardDataset``, augment
+with fused Numba kernels (``augpipe.transforms``) and feed a model with ``Loader``.
+
+Importing augpipe compiles nothing and imports neither torch nor numba: names are resolved
+lazily on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS = {
+    "pack": "augpipe.format.pack",
+    "ShardDataset": "augpipe.format.dataset",
+    "Loader": "augpipe.loader.loader",
+    "Compose": "augpipe.transforms",
+    "RandomResizedCrop": "augpipe.transforms",
+    "ScaleJitter": "augpipe.transforms",
+    "CenterCrop": "augpipe.transforms",
+    "HorizontalFlip": "augpipe.transforms",
+    "Affine": "augpipe.transforms",
+    "LensDistortion": "augpipe.transforms",
+    "ColorJitter": "augpipe.transforms",
+    "PCALighting": "augpipe.transforms",
+    "TenCrop": "augpipe.transforms",
+    "MultiScaleTenCrop": "augpipe.transforms",
+    "AugpipeError": "augpipe.errors",
+    "UserError": "augpipe.errors",
+    "ConfigError": "augpipe.errors",
+    "DatasetError": "augpipe.errors",
+    "WorkerError": "augpipe.errors",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'augpipe' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(__all__)

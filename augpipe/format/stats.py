@@ -1,0 +1,75 @@
+"""Dataset statistics of the stored pixels, on values scaled to [0, 1].
+
+Sampling (deterministic, independent of ``--workers``): from record ``i`` with ``n = H * W``
+pixels, every pixel when ``n <= PIXELS_PER_IMAGE``; otherwise ``PIXELS_PER_IMAGE`` pixels drawn
+uniformly with replacement at flat positions ``rng.bits(STATS_SEED, 0, k, stream=i) % n`` for
+``k = 0 .. PIXELS_PER_IMAGE - 1``. The pixels are the ones about to be stored, before JPEG
+encoding (the encoder's small error is not worth a second decode).
+
+Each record contributes (count, sum, sum of outer products) in float64; the packer adds them in
+record order, so the result is bit-identical for any number of workers. From the totals:
+mean, population std (ddof=0), and the eigen-decomposition of the population covariance, the
+eigenvalues descending, each eigenvector's largest-magnitude component made positive so the
+signs are reproducible. ``eigvec[:, k]`` is the k-th eigenvector, RGB order (AlexNet's PCA
+lighting uses exactly these).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from augpipe import rng
+
+PIXELS_PER_IMAGE = 4096
+STATS_SEED = 0x57A75
+
+
+def sample_pixels(pixels: np.ndarray, index: int) -> np.ndarray:
+    """The (n, 3) uint8 pixels of one image that enter the statistics."""
+    flat = pixels.reshape(-1, 3)
+    n = flat.shape[0]
+    if n <= PIXELS_PER_IMAGE:
+        return flat
+    k = np.arange(PIXELS_PER_IMAGE, dtype=np.uint64)
+    pos = rng.bits(STATS_SEED, 0, k, stream=index) % np.uint64(n)
+    return flat[pos.astype(np.intp)]
+
+
+def partial(pixels: np.ndarray, index: int) -> np.ndarray:
+    """One record's contribution: float64 [count, sum(3), sum of outer products (9)]."""
+    x = sample_pixels(pixels, index).astype(np.float64) / 255.0
+    out = np.empty(13, dtype=np.float64)
+    out[0] = x.shape[0]
+    out[1:4] = x.sum(axis=0)
+    out[4:] = (x.T @ x).ravel()
+    return out
+
+
+def finish(total: np.ndarray) -> dict:
+    """Manifest-ready statistics (lists of floats) from the summed partials."""
+    count = total[0]
+    if count <= 0:
+        return {
+            "mean": [0.0] * 3,
+            "std": [0.0] * 3,
+            "eigval": [0.0] * 3,
+            "eigvec": np.eye(3).tolist(),
+            "pixels": 0,
+        }
+    mean = total[1:4] / count
+    cov = total[4:].reshape(3, 3) / count - np.outer(mean, mean)
+    cov = (cov + cov.T) / 2.0
+    eigval, eigvec = np.linalg.eigh(cov)
+    order = np.argsort(eigval)[::-1]
+    eigval, eigvec = np.clip(eigval[order], 0.0, None), eigvec[:, order]
+    for k in range(3):
+        if eigvec[np.argmax(np.abs(eigvec[:, k])), k] < 0:
+            eigvec[:, k] = -eigvec[:, k]
+    return {
+        "mean": mean.tolist(),
+        "std": np.sqrt(np.clip(np.diag(cov), 0.0, None)).tolist(),
+        "eigval": eigval.tolist(),
+        "eigvec": eigvec.tolist(),
+        "pixels": int(count),
+        "method": f"up to {PIXELS_PER_IMAGE} pixels per image, counter-hash positions, [0,1] scale",
+    }

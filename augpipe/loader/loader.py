@@ -1,0 +1,362 @@
+"""``Loader``: batches of augmented images from a packed dataset, built by worker processes
+straight into shared memory.
+
+Example::
+
+    from augpipe import Compose, HorizontalFlip, Loader, RandomResizedCrop
+
+    pipe = Compose([RandomResizedCrop(224), HorizontalFlip()])
+    with Loader("photos.packed", 256, pipe, workers=4, device="cuda", normalize="dataset",
+                dtype="bfloat16", channels_last=True) as loader:
+        for epoch in range(90):
+            loader.set_epoch(epoch)
+            for images, labels in loader:
+                ...
+
+The loader is a cursor over (epoch, batch): ``state_dict()`` saves it, ``load_state_dict``
+restores it, and the next iteration continues with exactly the batches an uninterrupted run
+would have produced.  See docs/loader.md for slot lifetime and the rank policy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import weakref
+
+import numpy as np
+
+from augpipe.errors import ConfigError, WorkerError, bad_param
+from augpipe.loader import options as opt
+from augpipe.loader.order import (
+    ORDERS,
+    EpochPlan,
+    batch_count,
+    epoch_order,
+    rank_indices,
+    samples_per_rank,
+)
+from augpipe.loader.pool import WorkerPool
+from augpipe.loader.shm import SlotLayout, SlotRing
+from augpipe.loader.worker import describe, locate_failure
+
+STATE_VERSION = 1
+_STATE_KEYS = ("seed", "batch_size", "shuffle", "drop_last", "rank", "world_size", "order",
+               "dataset_len")  # fmt: skip
+
+
+def _open_dataset(data):
+    if isinstance(data, (str, os.PathLike)):
+        from augpipe.format.dataset import ShardDataset
+
+        return ShardDataset(data)
+    if not hasattr(data, "labels") or not hasattr(data, "__len__"):
+        raise bad_param("data", "a ShardDataset or the path of a packed dataset", data)
+    return data
+
+
+def _shard_sizes(dataset) -> list[int] | None:
+    shards = getattr(dataset, "manifest", {}).get("shards")
+    if shards:
+        return [int(s["count"]) for s in shards]
+    return getattr(dataset, "shard_sizes", None)
+
+
+class Loader:
+    """Iterate ``(images, labels)`` batches; see the module docstring and docs/loader.md.
+
+    ``images`` are NHWC uint8 NumPy arrays (``output="numpy"``) or NCHW torch tensors
+    (``output="torch"``); ``labels`` int64.  A batch that is a view of shared memory (NumPy
+    uint8, or torch uint8 with ``channels_last=True`` on the CPU) is valid until the next
+    batch is requested; pass ``copy=True`` to get batches you may keep.
+    """
+
+    def __init__(
+        self,
+        data,
+        batch_size: int,
+        pipeline,
+        shuffle: bool = True,
+        seed: int = 0,
+        workers: int | None = None,
+        prefetch: int | None = None,
+        drop_last: bool = False,
+        rank: int | None = None,
+        world_size: int | None = None,
+        output: str = "torch",
+        device: str = "cpu",
+        dtype=None,
+        normalize=None,
+        channels_last: bool = False,
+        *,
+        order: str = "global",
+        copy: bool = False,
+        start_method: str | None = None,
+    ):
+        self._owns_dataset = isinstance(data, (str, os.PathLike))
+        self.dataset = _open_dataset(data)
+        self.batch_size = opt.check_int("batch_size", batch_size, 1)
+        self.seed = opt.check_int("seed", seed, 0)
+        self.workers = opt.default_workers() if workers is None else opt.check_int(
+            "workers", workers, 0)  # fmt: skip
+        prefetch = max(2, 2 * self.workers) if prefetch is None else prefetch
+        self.prefetch = opt.check_int("prefetch", prefetch, 1)
+        self.shuffle, self.drop_last, self.copy = bool(shuffle), bool(drop_last), bool(copy)
+        opt.check_choice("output", output, ("torch", "numpy"))
+        opt.check_choice("order", order, ORDERS)
+        self.output, self.order = output, order
+        self.start_method = start_method or opt.default_start_method()
+        opt.check_choice("start_method", self.start_method, ("fork", "spawn", "forkserver"))
+        self.rank, self.world_size = opt.resolve_rank(rank, world_size)
+        if pipeline is None:
+            raise bad_param(
+                "pipeline",
+                "a transforms pipeline",
+                None,
+                "e.g. Compose([RandomResizedCrop(224), HorizontalFlip()])",
+            )
+        self.pipeline = pipeline.bind(self.dataset)  # validates against the dataset, once
+        self.sample_shape = tuple(int(v) for v in self.pipeline.output_shape)
+        self._labels = np.asarray(self.dataset.labels, dtype=np.int64)
+        self._n = len(self.dataset)
+        per_rank = samples_per_rank(self._n, self.world_size, self.drop_last)
+        if per_rank == 0 or (self.drop_last and per_rank < self.batch_size):
+            raise ConfigError(
+                f"batch_size: a rank gets {per_rank} of the dataset's {self._n} samples, fewer "
+                f"than one batch of {self.batch_size} with drop_last=True; lower batch_size or "
+                "world_size, or set drop_last=False"
+            )
+        self._shard_sizes = _shard_sizes(self.dataset) if order == "shard" else None
+        self._dtype = opt.dtype_name(dtype, output, normalize)
+        self._mean_std = opt.mean_std(normalize, self.dataset, self.sample_shape[-1])
+        self.device, self.channels_last = str(device), bool(channels_last)
+        # a TorchConverter, or None for NumPy output (never a bound method: that would make
+        # a reference cycle and delay the workers' shutdown until the cyclic GC runs)
+        self._torch = self._make_converter()
+        self.epoch = 0
+        self._batch = 0  # batches of self.epoch already yielded
+        self._pool: WorkerPool | None = None
+        self._ring: SlotRing | None = None
+        self._active = None  # weakref to the running iterator
+        self._plan_cache: tuple[int, EpochPlan] | None = None
+
+    # ----------------------------------------------------------------- order and state
+
+    def _plan(self, epoch: int) -> EpochPlan:
+        if self._plan_cache is None or self._plan_cache[0] != epoch:
+            order = epoch_order(self._n, self.seed, epoch, self.shuffle, self.order,
+                                self._shard_sizes)  # fmt: skip
+            mine = rank_indices(order, self.rank, self.world_size, self.drop_last)
+            self._plan_cache = (epoch, EpochPlan(mine, self.batch_size, self.drop_last))
+        return self._plan_cache[1]
+
+    def __len__(self) -> int:
+        per_rank = samples_per_rank(self._n, self.world_size, self.drop_last)
+        return batch_count(per_rank, self.batch_size, self.drop_last)
+
+    def indices(self, epoch: int | None = None) -> np.ndarray:
+        """This rank's dataset indices for ``epoch`` (default: the current one), in order."""
+        plan = self._plan(self.epoch if epoch is None else epoch)
+        return plan.indices[: plan.n_batches * self.batch_size]
+
+    def set_epoch(self, epoch: int) -> None:
+        """Make the next iteration run ``epoch``; a different epoch starts at its batch 0,
+        the current one keeps its position (so a loader restored from a state continues)."""
+        epoch = opt.check_int("epoch", epoch, 0)
+        if epoch != self.epoch:
+            self._close_iterator()
+            self.epoch, self._batch = epoch, 0
+
+    def state_dict(self) -> dict:
+        """A plain JSON-able dict: where the loader is and what it must match to resume."""
+        return {
+            "version": STATE_VERSION,
+            "epoch": self.epoch,
+            "batch": self._batch,
+            "seed": self.seed,
+            "batch_size": self.batch_size,
+            "shuffle": self.shuffle,
+            "drop_last": self.drop_last,
+            "rank": self.rank,
+            "world_size": self.world_size,
+            "order": self.order,
+            "dataset_len": self._n,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from ``state`` (from ``state_dict()``, maybe via JSON)."""
+        if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
+            raise bad_param(
+                "state",
+                f"a dict from Loader.state_dict() (version {STATE_VERSION})",
+                state if not isinstance(state, dict) else state.get("version"),
+            )
+        mine = self.state_dict()
+        diff = {k: (state.get(k), mine[k]) for k in _STATE_KEYS if state.get(k) != mine[k]}
+        if diff:
+            text = ", ".join(f"{k}: saved {a!r}, this loader {b!r}" for k, (a, b) in diff.items())
+            raise ConfigError(
+                f"state: saved by a loader with other settings ({text}); build the Loader with "
+                "the saved settings to resume exactly"
+            )
+        self._close_iterator()
+        self.epoch = opt.check_int("state['epoch']", state["epoch"], 0)
+        self._batch = opt.check_int("state['batch']", state["batch"], 0)
+        if self._batch >= len(self):
+            self.epoch, self._batch = self.epoch + 1, 0
+
+    # ----------------------------------------------------------------- output conversion
+
+    def _make_converter(self):
+        if self.output == "torch":
+            import torch
+
+            from augpipe.loader.device import TorchConverter
+
+            mean, std = self._mean_std if self._mean_std else (None, None)
+            return TorchConverter(self.device, getattr(torch, self._dtype), mean, std,
+                                  self.channels_last, (self.batch_size, *self.sample_shape),
+                                  copy=self.copy)  # fmt: skip
+        if self.device != "cpu":
+            raise bad_param(
+                "device",
+                "'cpu' with output='numpy'",
+                self.device,
+                "use output='torch' to have batches moved to a GPU",
+            )
+        return None
+
+    def _convert(self, images: np.ndarray, labels: np.ndarray):
+        if self._torch is not None:
+            return self._torch(images, labels)
+        return self._numpy_convert(images, labels)
+
+    def _numpy_convert(self, images: np.ndarray, labels: np.ndarray):
+        if self._dtype == "uint8":
+            return ((images.copy(), labels), False) if self.copy else ((images, labels), True)
+        x = images.astype(np.float32)
+        if self._mean_std is not None:
+            mean, std = self._mean_std
+            x -= mean
+            x *= 1.0 / std
+        else:
+            x *= 1.0 / 255.0
+        return (x.astype(self._dtype, copy=False), labels), False
+
+    # ----------------------------------------------------------------- iteration
+
+    def _start(self) -> None:
+        layout = SlotLayout(self.prefetch + 1, self.batch_size, self.sample_shape)
+        if self.workers == 0:
+            if self._ring is None:
+                self._ring = SlotRing.in_process(layout)
+        elif self._pool is None:
+            self._pool = WorkerPool(self.dataset, self.pipeline, layout, self.workers,
+                                    self.start_method)  # fmt: skip
+            self._ring = self._pool.ring
+
+    def __iter__(self):
+        self._close_iterator()
+        it = self._iterate()
+        self._active = weakref.ref(it)
+        return it
+
+    def _close_iterator(self) -> None:
+        it = self._active() if self._active is not None else None
+        if it is not None:
+            it.close()
+        self._active = None
+
+    def _iterate(self):
+        epoch, start = self.epoch, self._batch
+        plan = self._plan(epoch)
+        self._start()
+        ring = self._ring
+        free = list(range(ring.layout.n_slots))
+        done: dict[int, int] = {}
+        held = None
+        submitted = start
+        finished = False
+        try:
+            for b in range(start, plan.n_batches):
+                if held is not None:  # the consumer moved past the previous batch
+                    free.append(held)
+                    held = None
+                if self._pool is None:
+                    slot = free.pop()
+                    self._run_here(plan.batch(b), slot, epoch, b)
+                else:
+                    while submitted < plan.n_batches and free:
+                        self._pool.submit(submitted, free.pop(0), plan.batch(submitted),
+                                          self.seed, epoch)  # fmt: skip
+                        submitted += 1
+                    slot = self._wait_for(b, epoch, done)
+                idx = plan.batch(b)
+                out, keeps = self._convert(ring.images(slot)[: len(idx)], self._labels[idx])
+                if keeps:
+                    held = slot
+                else:
+                    free.append(slot)
+                self._batch = b + 1
+                if self._batch == plan.n_batches:  # position after the epoch's last batch
+                    self.epoch, self._batch = epoch + 1, 0
+                yield out
+            finished = True
+        finally:
+            if not finished:  # break, exception, close(): stop the workers, free the memory
+                self._stop()
+
+    def _run_here(self, indices: np.ndarray, slot: int, epoch: int, batch: int) -> None:
+        out = self._ring.images(slot)[: len(indices)]
+        try:
+            self.pipeline.run_batch(self.dataset, indices, self.seed, epoch, out)
+        except Exception as exc:
+            index = locate_failure(self.pipeline, self.dataset, indices, self.seed, epoch, out)
+            err = WorkerError(f"pipeline failed on sample {index} (batch {batch} of epoch "
+                              f"{epoch}, workers=0): {describe(exc)}")  # fmt: skip
+            err.index = index
+            raise err from exc
+
+    def _wait_for(self, b: int, epoch: int, done: dict[int, int]) -> int:
+        context = f"while the loader waited for batch {b} of epoch {epoch}"
+        while b not in done:
+            for msg in self._pool.receive(context):
+                if msg[0] == "done":
+                    done[msg[1]] = msg[2]
+                elif msg[0] == "error":
+                    _, batch, _slot, index, summary, tb = msg
+                    err = WorkerError(
+                        f"loader worker failed on sample {index} (batch {batch} of epoch "
+                        f"{epoch}): {summary}\n\nWorker traceback:\n{tb}"
+                    )
+                    err.index, err.worker_traceback = index, tb
+                    raise err
+        return done.pop(b)
+
+    def _stop(self) -> None:
+        if self._pool is not None:
+            pool, self._pool, self._ring = self._pool, None, None
+            pool.shutdown()
+
+    @property
+    def worker_pids(self) -> list[int]:
+        """Process ids of the running workers (empty before the first batch and after close)."""
+        return self._pool.pids if self._pool is not None else []
+
+    def close(self) -> None:
+        """Stop the workers and free the shared memory; iterating again restarts them."""
+        self._close_iterator()
+        self._stop()
+        if self._owns_dataset and hasattr(self.dataset, "close"):
+            self.dataset.close()  # only open here with workers=0; reopens on use
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"Loader({len(self.dataset)} samples, batch_size={self.batch_size}, "
+                f"workers={self.workers}, output={self.output!r}, state="
+                f"{json.dumps(self.state_dict())})")  # fmt: skip

@@ -1,0 +1,264 @@
+"""The pixel kernels: pure Numba functions that take parameters and write into a given buffer.
+
+Coordinates: a source *centre* coordinate ``s`` addresses pixel ``floor(s)`` blended with the next
+one; pixel ``i``'s centre is at ``i`` (edge coordinate ``i + 0.5``), the OpenCV convention, so
+``resize_axis`` with ``a = src/dst`` and ``b = a/2 - 0.5`` reproduces ``cv2.resize``'s sampling.
+
+Channel order: every kernel reads BGR sources (OpenCV's decode) as RGB when ``bgr`` is True, so
+the swap costs nothing. Colour: ``rgb' = cmat @ rgb + coff`` per pixel (``color`` False skips it),
+then rounding half up and clamping to uint8, written once.
+
+Nothing here compiles at import: ``cache=True`` keeps the machine code on disk for the next
+process.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(nogil=True, cache=True)
+def _axis_table(n_out, a, b, n_src, i0, i1, wt):
+    # centre coordinate a*o + b, clamped into the source (replicated border, like cv2.resize)
+    for o in range(n_out):
+        s = a * o + b
+        if s < 0.0:
+            s = 0.0
+        elif s > n_src - 1:
+            s = n_src - 1.0
+        i = int(s)
+        if i > n_src - 2:
+            i = max(n_src - 2, 0)
+        i0[o] = i
+        i1[o] = min(i + 1, n_src - 1)
+        wt[o] = np.float32(s - i)
+
+
+@njit(nogil=True, cache=True, fastmath=True)
+def _clamp(v):
+    return np.uint8(min(max(v + np.float32(0.5), np.float32(0.0)), np.float32(255.0)))
+
+
+@njit(nogil=True, cache=True, fastmath=True, error_model="numpy")
+def resize_axis(src, bgr, ax, bx, ay, by, cmat, coff, color, out):
+    """Axis-aligned map (crop, scale, flip): out[y, x] = src(ay*y + by, ax*x + bx), bilinear.
+
+    Separable: each output row first blends two source rows over the crop's columns (contiguous,
+    vectorised), then gathers along the row through precomputed index/weight tables.
+    A negative ``ax`` flips horizontally. Without colour, bilinear weights keep values in
+    [0, 255], so the write needs no clamp.
+    """
+    H, W = out.shape[0], out.shape[1]
+    h, w = src.shape[0], src.shape[1]
+    x0 = np.empty(W, np.int64)
+    x1 = np.empty(W, np.int64)
+    wx = np.empty(W, np.float32)
+    y0 = np.empty(H, np.int64)
+    y1 = np.empty(H, np.int64)
+    wy = np.empty(H, np.float32)
+    _axis_table(W, ax, bx, w, x0, x1, wx)
+    _axis_table(H, ay, by, h, y0, y1, wy)
+    cmin = min(x0.min(), x1.min())
+    cmax = max(x0.max(), x1.max())
+    n = (cmax - cmin + 1) * 3
+    for o in range(W):  # offsets into the blended row; channel swap folded into c0/c2
+        x0[o] = (x0[o] - cmin) * 3
+        x1[o] = (x1[o] - cmin) * 3
+    src2 = src.reshape(h, w * 3)
+    out2 = out.reshape(H, W * 3)
+    tmp = np.empty(n, np.float32)
+    c0 = 2 if bgr else 0
+    c2 = 0 if bgr else 2
+    one = np.float32(1.0)
+    half = np.float32(0.5)
+    m00, m01, m02 = cmat[0, 0], cmat[0, 1], cmat[0, 2]
+    m10, m11, m12 = cmat[1, 0], cmat[1, 1], cmat[1, 2]
+    m20, m21, m22 = cmat[2, 0], cmat[2, 1], cmat[2, 2]
+    t0, t1, t2 = coff[0], coff[1], coff[2]
+    for oy in range(H):
+        r0 = src2[y0[oy], cmin * 3 : cmin * 3 + n]
+        r1 = src2[y1[oy], cmin * 3 : cmin * 3 + n]
+        f = wy[oy]
+        g = one - f
+        for j in range(n):
+            tmp[j] = g * np.float32(r0[j]) + f * np.float32(r1[j])
+        orow = out2[oy]
+        if not color:
+            for ox in range(W):
+                a = x0[ox]
+                b = x1[ox]
+                fx = wx[ox]
+                gx = one - fx
+                orow[3 * ox] = np.uint8(tmp[a + c0] * gx + tmp[b + c0] * fx + half)
+                orow[3 * ox + 1] = np.uint8(tmp[a + 1] * gx + tmp[b + 1] * fx + half)
+                orow[3 * ox + 2] = np.uint8(tmp[a + c2] * gx + tmp[b + c2] * fx + half)
+        else:
+            for ox in range(W):
+                a = x0[ox]
+                b = x1[ox]
+                fx = wx[ox]
+                gx = one - fx
+                r = tmp[a + c0] * gx + tmp[b + c0] * fx
+                gg = tmp[a + 1] * gx + tmp[b + 1] * fx
+                bb = tmp[a + c2] * gx + tmp[b + c2] * fx
+                orow[3 * ox] = _clamp(m00 * r + m01 * gg + m02 * bb + t0)
+                orow[3 * ox + 1] = _clamp(m10 * r + m11 * gg + m12 * bb + t1)
+                orow[3 * ox + 2] = _clamp(m20 * r + m21 * gg + m22 * bb + t2)
+
+
+@njit(nogil=True, cache=True, fastmath=True, error_model="numpy")
+def warp(src, bgr, y0, y1, x0, x1, A1, k, A2, fill, cmat, coff, color, out):
+    """General map: output pixel -> A1 -> radial lens (1 + k r^2) -> A2 -> source edge coordinate.
+
+    Coordinates start centred on the output in pixel units; r is normalised by the output's
+    half-diagonal. Only the region [y0, y1) x [x0, x1) of ``src`` is read (the caller bounds the
+    map with it): it is first converted to float32 RGB, so the per-pixel gathers need no
+    conversions. Neighbours outside the region count as ``fill`` (cv2.BORDER_CONSTANT).
+    """
+    H, W = out.shape[0], out.shape[1]
+    h = y1 - y0
+    w = x1 - x0
+    stride = w * 3
+    reg = np.empty(h * stride + 3, np.float32)
+    c0 = 2 if bgr else 0
+    c2 = 0 if bgr else 2
+    for y in range(h):
+        row = src[y0 + y]
+        for x in range(w):
+            reg[y * stride + 3 * x] = row[x0 + x, c0]
+            reg[y * stride + 3 * x + 1] = row[x0 + x, 1]
+            reg[y * stride + 3 * x + 2] = row[x0 + x, c2]
+    cx = W * 0.5
+    cy = H * 0.5
+    inv_r2 = 1.0 / (cx * cx + cy * cy)
+    fl = np.float32(fill)
+    one = np.float32(1.0)
+    half = np.float32(0.5)
+    p00, p01, p02 = A1[0, 0], A1[0, 1], A1[0, 2]
+    p10, p11, p12 = A1[1, 0], A1[1, 1], A1[1, 2]
+    q00, q01, q02 = A2[0, 0], A2[0, 1], A2[0, 2] - 0.5 - x0
+    q10, q11, q12 = A2[1, 0], A2[1, 1], A2[1, 2] - 0.5 - y0
+    m00, m01, m02 = cmat[0, 0], cmat[0, 1], cmat[0, 2]
+    m10, m11, m12 = cmat[1, 0], cmat[1, 1], cmat[1, 2]
+    m20, m21, m22 = cmat[2, 0], cmat[2, 1], cmat[2, 2]
+    t0, t1, t2 = coff[0], coff[1], coff[2]
+    out2 = out.reshape(H, W * 3)
+    px = np.empty(12, np.float32)  # border path: the 4 neighbours' RGB
+    for oy in range(H):
+        Y = oy + 0.5 - cy
+        bu = p01 * Y + p02
+        bv = p11 * Y + p12
+        orow = out2[oy]
+        for ox in range(W):
+            X = ox + 0.5 - cx
+            u = p00 * X + bu
+            v = p10 * X + bv
+            if k != 0.0:
+                s = 1.0 + k * (u * u + v * v) * inv_r2
+                u *= s
+                v *= s
+            sx = q00 * u + q01 * v + q02
+            sy = q10 * u + q11 * v + q12
+            if sx >= 0.0 and sy >= 0.0 and sx < w - 1 and sy < h - 1:
+                ix = int(sx)
+                iy = int(sy)
+                fx = np.float32(sx - ix)
+                fy = np.float32(sy - iy)
+                gx = one - fx
+                gy = one - fy
+                i = iy * stride + ix * 3
+                j = i + stride
+                r = (gx * reg[i] + fx * reg[i + 3]) * gy + (gx * reg[j] + fx * reg[j + 3]) * fy
+                gg = (gx * reg[i + 1] + fx * reg[i + 4]) * gy + (
+                    gx * reg[j + 1] + fx * reg[j + 4]) * fy  # fmt: skip
+                bb = (gx * reg[i + 2] + fx * reg[i + 5]) * gy + (
+                    gx * reg[j + 2] + fx * reg[j + 5]) * fy  # fmt: skip
+            elif sx <= -1.0 or sy <= -1.0 or sx >= w or sy >= h:
+                r = gg = bb = fl
+            else:  # straddles the border: neighbours outside count as fill
+                ix = int(np.floor(sx))
+                iy = int(np.floor(sy))
+                fx = np.float32(sx - ix)
+                fy = np.float32(sy - iy)
+                for n in range(4):
+                    yy = iy + (n >> 1)
+                    xx = ix + (n & 1)
+                    inside = yy >= 0 and yy < h and xx >= 0 and xx < w
+                    for c in range(3):
+                        px[3 * n + c] = reg[yy * stride + 3 * xx + c] if inside else fl
+                gx = one - fx
+                gy = one - fy
+                w00, w01, w10, w11 = gx * gy, fx * gy, gx * fy, fx * fy
+                r = w00 * px[0] + w01 * px[3] + w10 * px[6] + w11 * px[9]
+                gg = w00 * px[1] + w01 * px[4] + w10 * px[7] + w11 * px[10]
+                bb = w00 * px[2] + w01 * px[5] + w10 * px[8] + w11 * px[11]
+            if color:
+                orow[3 * ox] = _clamp(m00 * r + m01 * gg + m02 * bb + t0)
+                orow[3 * ox + 1] = _clamp(m10 * r + m11 * gg + m12 * bb + t1)
+                orow[3 * ox + 2] = _clamp(m20 * r + m21 * gg + m22 * bb + t2)
+            else:
+                orow[3 * ox] = np.uint8(r + half)
+                orow[3 * ox + 1] = np.uint8(gg + half)
+                orow[3 * ox + 2] = np.uint8(bb + half)
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def box_reduce(src, y_start, x_start, fy, fx, out):
+    """Average fy x fx blocks of src starting at (y_start, x_start) into out (anti-aliasing).
+
+    Blocks cut by the image border average the pixels they have (like cv2.INTER_AREA).
+    Keeps the channel order.
+    """
+    h, w = src.shape[0], src.shape[1]
+    H, W = out.shape[0], out.shape[1]
+    acc = np.zeros(W * 3, np.float32)
+    cnt = np.zeros(W, np.float32)
+    for oy in range(H):
+        acc[:] = 0.0
+        cnt[:] = 0.0
+        ya = y_start + oy * fy
+        yb = min(ya + fy, h)
+        for y in range(ya, yb):
+            row = src[y]
+            for ox in range(W):
+                xa = x_start + ox * fx
+                xb = min(xa + fx, w)
+                for x in range(xa, xb):
+                    acc[3 * ox] += row[x, 0]
+                    acc[3 * ox + 1] += row[x, 1]
+                    acc[3 * ox + 2] += row[x, 2]
+                cnt[ox] += xb - xa
+        for ox in range(W):
+            c = cnt[ox]
+            if c <= 0:
+                c = np.float32(1.0)
+            for ch in range(3):
+                out[oy, ox, ch] = _clamp(acc[3 * ox + ch] / c)
+
+
+@njit(nogil=True, cache=True)
+def region_mean(src, bgr, y_start, y_end, x_start, x_end):
+    """Per-channel (RGB) mean of a source region, estimated on a grid of at most 32 x 32 pixels."""
+    out = np.zeros(3, np.float64)
+    y_end = min(y_end, src.shape[0])
+    x_end = min(x_end, src.shape[1])
+    y_start = max(y_start, 0)
+    x_start = max(x_start, 0)
+    if y_end <= y_start or x_end <= x_start:
+        return out
+    sy = max(1, (y_end - y_start) // 32)
+    sx = max(1, (x_end - x_start) // 32)
+    n = 0
+    for y in range(y_start, y_end, sy):
+        for x in range(x_start, x_end, sx):
+            out[0] += src[y, x, 0]
+            out[1] += src[y, x, 1]
+            out[2] += src[y, x, 2]
+            n += 1
+    out /= n
+    if bgr:
+        t = out[0]
+        out[0] = out[2]
+        out[2] = t
+    return out

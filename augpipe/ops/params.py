@@ -1,0 +1,111 @@
+"""Drawing a batch's parameters: every op's draws composed into one record per sample.
+
+A record (one row of the structured array ``sample_params`` returns) holds everything the
+fused kernel needs, so ``Compose.apply(image, record)`` replays a sample exactly:
+
+- ``A2`` (K, 3, 3): frame before the lens -> source edge coordinates (crop, scale, flips and
+  the geometric ops listed before the lens), one per crop;
+- ``k``, ``A1`` (3, 3): lens coefficient, and output frame -> lens frame (ops after the lens);
+- ``cmat`` (3, 3), ``coff`` (3,), ``cmean`` (3, 3): ``rgb' = cmat rgb + coff + cmean mu``,
+  mu = the source crop's mean RGB; ``color``: whether any of it differs from the identity.
+- ``index``, ``src_hw``: the dataset index and the (height, width) the record was drawn for.
+
+Frames are in pixel units centred on the output: output pixel (y, x) is at
+(x + 0.5 - W/2, y + 0.5 - H/2).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from augpipe.errors import ConfigError
+
+
+def param_dtype(n_crops: int) -> np.dtype:
+    return np.dtype([
+        ("index", "<i8"), ("src_hw", "<i4", (2,)),
+        ("A2", "<f8", (n_crops, 3, 3)), ("k", "<f8"), ("A1", "<f8", (3, 3)),
+        ("cmat", "<f4", (3, 3)), ("coff", "<f4", (3,)), ("cmean", "<f4", (3, 3)), ("color", "?"),
+    ])  # fmt: skip
+
+
+def crop_matrices(rects: np.ndarray, flips: np.ndarray, out_hw: tuple[int, int]) -> np.ndarray:
+    """(N, K, 3, 3): centred output frame -> source edge coordinates of each crop rectangle."""
+    x0, y0, w, h = (rects[..., i] for i in range(4))
+    m = np.zeros(rects.shape[:-1] + (3, 3))
+    m[..., 0, 0] = np.where(flips, -1.0, 1.0) * w / out_hw[1]
+    m[..., 0, 2] = x0 + w / 2
+    m[..., 1, 1] = h / out_hw[0]
+    m[..., 1, 2] = y0 + h / 2
+    m[..., 2, 2] = 1.0
+    return m
+
+
+def sample_params(ops, sizes, indices, seed: int, epoch: int) -> np.ndarray:
+    """One record per index; ``ops`` are validated (see ``Compose``), ``sizes`` (N, 2) = (H, W)."""
+    sizes = np.asarray(sizes, dtype=np.int64).reshape(-1, 2)
+    indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+    n = len(indices)
+    size_pos = next((p for p, op in enumerate(ops) if op.kind == "size"), None)
+    if size_pos is None:  # no sizing op: the frame is the whole image
+        out_hw = None
+        rects = np.zeros((n, 1, 4))
+        rects[:, 0, 2] = sizes[:, 1]
+        rects[:, 0, 3] = sizes[:, 0]
+        flips = np.zeros((n, 1), dtype=bool)
+        if n and np.any(sizes != sizes[0]):
+            raise ConfigError(
+                "pipeline: images of different sizes need a sizing op (RandomResizedCrop, "
+                "ScaleJitter, CenterCrop, TenCrop or MultiScaleTenCrop) first in the pipeline"
+            )
+        out_hw = (int(sizes[0, 0]), int(sizes[0, 1])) if n else (1, 1)
+    else:
+        op = ops[size_pos]
+        out_hw = op.out_hw
+        rects, flips = op.frames(sizes, indices, seed, epoch, size_pos)
+    pre = crop_matrices(rects, flips, out_hw)
+    post = np.tile(np.eye(3), (n, 1, 1))
+    k = np.zeros(n)
+    lens_seen = False
+    M = np.tile(np.eye(3), (n, 1, 1))
+    t = np.zeros((n, 3))
+    N = np.zeros((n, 3, 3))
+    for pos, op in enumerate(ops):
+        if op.kind == "geometry":
+            g = op.matrices(indices, seed, epoch, pos, out_hw)
+            if lens_seen:
+                post = post @ g
+            else:
+                pre = pre @ g[:, None]
+        elif op.kind == "lens":
+            k = op.coefficients(indices, seed, epoch, pos)
+            lens_seen = True
+        elif op.kind == "color":
+            M2, t2, N2 = op.color(indices, seed, epoch, pos)
+            # y' = M2 y + t2 + N2 mu_y with y = M x + t + N mu, mu_y = (M + N) mu + t
+            t = (M2 @ t[..., None])[..., 0] + t2 + (N2 @ t[..., None])[..., 0]
+            N = M2 @ N + N2 @ (M + N)
+            M = M2 @ M
+    rec = np.zeros(n, dtype=param_dtype(pre.shape[1]))
+    rec["index"] = indices
+    rec["src_hw"] = sizes
+    rec["A2"] = pre
+    rec["k"] = k
+    rec["A1"] = post
+    rec["cmat"] = M
+    rec["coff"] = t
+    rec["cmean"] = N
+    eye = np.eye(3, dtype=np.float32)
+    rec["color"] = (np.any(rec["cmat"] != eye, axis=(1, 2)) | np.any(rec["coff"] != 0, axis=1)
+                    | np.any(rec["cmean"] != 0, axis=(1, 2)))  # fmt: skip
+    return rec
+
+
+def min_scale(rec) -> float:
+    """The smallest source-pixels-per-output-pixel step over the record's crops: how much the
+    source may be shrunk (DCT-scaled decode, box reduction) before the output loses detail."""
+    L = rec["A2"][:, :2, :2] @ rec["A1"][:2, :2]
+    s = np.minimum(np.hypot(L[:, 0, 0], L[:, 1, 0]), np.hypot(L[:, 0, 1], L[:, 1, 1]))
+    k = float(rec["k"])
+    lens = 1.0 + 3.0 * k if k < 0 else 1.0  # the radial step r (1 + k r^2) shrinks to 1 + 3k
+    return float(s.min()) * lens

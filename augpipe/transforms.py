@@ -1,0 +1,171 @@
+"""The public transforms and ``Compose``, the fused pipeline.
+
+Every geometric op (crop, scale, flip, affine, lens) composes into one sampling map per sample
+and every colour op (brightness, contrast, saturation, PCA lighting) into one per-pixel affine
+colour transform; one Numba pass samples, colours, rounds and writes each output pixel once.
+
+>>> pipe = Compose([RandomResizedCrop(224), HorizontalFlip()])
+>>> pipe(image, index=7, seed=0, epoch=3).shape          # HWC uint8 RGB in and out
+(224, 224, 3)
+>>> rec = pipe.sample_params([image.shape[:2]], [7], seed=0, epoch=3)
+>>> np.array_equal(pipe.apply(image, rec[0]), pipe(image, index=7, seed=0, epoch=3))
+True
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from augpipe.decode import DecodeError, load
+from augpipe.errors import ConfigError, ConfigTypeError, DatasetError, bad_param
+from augpipe.ops.affine import Affine
+from augpipe.ops.base import Op
+from augpipe.ops.center_crop import CenterCrop
+from augpipe.ops.color_jitter import ColorJitter
+from augpipe.ops.flip import HorizontalFlip
+from augpipe.ops.fused import render
+from augpipe.ops.lens import LensDistortion
+from augpipe.ops.params import min_scale, sample_params
+from augpipe.ops.pca_lighting import PCALighting
+from augpipe.ops.resized_crop import RandomResizedCrop
+from augpipe.ops.scale_jitter import ScaleJitter
+from augpipe.ops.ten_crop import MultiScaleTenCrop, TenCrop
+
+__all__ = [
+    "Compose", "RandomResizedCrop", "ScaleJitter", "CenterCrop", "HorizontalFlip", "Affine",
+    "LensDistortion", "ColorJitter", "PCALighting", "TenCrop", "MultiScaleTenCrop", "OPS",
+]  # fmt: skip
+
+OPS = (RandomResizedCrop, ScaleJitter, CenterCrop, HorizontalFlip, Affine, LensDistortion,
+       ColorJitter, PCALighting, TenCrop, MultiScaleTenCrop)  # fmt: skip
+
+
+def _check_image(image) -> np.ndarray:
+    if not isinstance(image, np.ndarray):
+        raise ConfigTypeError(f"image: expected an HWC uint8 NumPy array, got {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise ConfigTypeError(
+            f"image: expected dtype uint8, got {image.dtype}; convert with "
+            "np.clip(x, 0, 255).astype(np.uint8) (pixels in 0..255)"
+        )
+    if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] < 1 or image.shape[1] < 1:
+        raise bad_param("image", "shape (H, W, 3), RGB", image.shape,
+                        "grey images: np.repeat(img[..., None], 3, axis=2)")  # fmt: skip
+    return np.ascontiguousarray(image)
+
+
+class Compose:
+    """A list of ops fused into one pass. At most one sizing op (RandomResizedCrop, ScaleJitter,
+    CenterCrop, TenCrop, MultiScaleTenCrop), listed before the geometric ops; at most one
+    LensDistortion. ``fill`` colours areas that map outside the source (rotations, lens).
+    """
+
+    def __init__(self, ops, fill: int = 0, fast_decode: bool = True):
+        if isinstance(ops, Op):
+            ops = [ops]
+        if not isinstance(ops, (list, tuple)):
+            raise ConfigTypeError(f"Compose: expected a list of transforms, got {type(ops).__name__}")
+        for i, op in enumerate(ops):
+            if not isinstance(op, Op):
+                raise ConfigTypeError(
+                    f"Compose[{i}]: expected an augpipe transform (e.g. HorizontalFlip()), got "
+                    f"{op!r}; note that classes must be instantiated"
+                )
+        kinds = [op.kind for op in ops]
+        if kinds.count("size") > 1:
+            raise bad_param("Compose", "at most one sizing op", [type(o).__name__ for o in ops])
+        if kinds.count("lens") > 1:
+            raise bad_param("Compose", "at most one LensDistortion", kinds.count("lens"))
+        if "size" in kinds:
+            first_geo = next((i for i, k in enumerate(kinds) if k in ("geometry", "lens")), None)
+            if first_geo is not None and first_geo < kinds.index("size"):
+                raise bad_param("Compose", "the sizing op before flips, affine and lens",
+                                [type(o).__name__ for o in ops],
+                                f"move {type(ops[kinds.index('size')]).__name__} to the front")  # fmt: skip
+        self.ops = list(ops)
+        self.fill = int(fill)
+        self.fast_decode = bool(fast_decode)
+        self._size_op = next((op for op in ops if op.kind == "size"), None)
+
+    def __repr__(self) -> str:
+        return "Compose([" + ", ".join(map(repr, self.ops)) + "])"
+
+    @property
+    def n_crops(self) -> int:
+        return self._size_op.n_crops if self._size_op is not None else 1
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        """Per-sample output shape: (H, W, 3), or (K, H, W, 3) for the test-time crops."""
+        if self._size_op is None:
+            raise ConfigError("Compose.output_shape: the pipeline has no sizing op; add e.g. "
+                              "CenterCrop(224) or RandomResizedCrop(224) so batches have one shape")  # fmt: skip
+        H, W = self._size_op.out_hw
+        return (self.n_crops, H, W, 3) if self.n_crops > 1 else (H, W, 3)
+
+    def bind(self, dataset) -> Compose:
+        """A copy with dataset statistics resolved (PCALighting) and the config checked."""
+        ops = [op.bind(dataset) if hasattr(op, "bind") else op for op in self.ops]
+        bound = Compose(ops, fill=self.fill, fast_decode=self.fast_decode)
+        if bound._size_op is None:
+            sizes = np.asarray(dataset.sizes)
+            if len(sizes) and np.any(sizes != sizes[0]):
+                raise ConfigError("Compose.bind: the dataset's images differ in size and the "
+                                  "pipeline has no sizing op; add e.g. CenterCrop(224)")  # fmt: skip
+        return bound
+
+    def _check_ready(self) -> None:
+        for op in self.ops:
+            if getattr(op, "needs_stats", False):
+                raise ConfigError(
+                    "PCALighting: eigval/eigvec are not set; pass eigval= and eigvec=, or bind "
+                    "the pipeline to a packed dataset with pipe.bind(dataset)"
+                )
+
+    def sample_params(self, sizes, indices, seed: int = 0, epoch: int = 0) -> np.ndarray:
+        """The drawn parameters, one structured record per index (see ``augpipe.ops.params``)."""
+        self._check_ready()
+        return sample_params(self.ops, sizes, indices, int(seed), int(epoch))
+
+    def _out_hw(self, image_hw) -> tuple[int, int]:
+        return self._size_op.out_hw if self._size_op is not None else tuple(image_hw)
+
+    def apply(self, image: np.ndarray, params) -> np.ndarray:
+        """Replay one record from ``sample_params`` on ``image`` (no randomness involved)."""
+        image = _check_image(image)
+        rec = np.asarray(params).reshape(-1)[0]
+        if tuple(rec["src_hw"]) != image.shape[:2]:
+            raise bad_param("params", f"a record drawn for an image of size {image.shape[:2]}",
+                            tuple(rec["src_hw"]), "draw it with sample_params([image.shape[:2]], ...)")  # fmt: skip
+        H, W = self._out_hw(image.shape[:2])
+        out = np.empty((rec["A2"].shape[0], H, W, 3), dtype=np.uint8)
+        render(image, False, rec, out, self.fill)
+        return out if self.n_crops > 1 else out[0]
+
+    def __call__(self, image: np.ndarray, index: int = 0, seed: int = 0, epoch: int = 0):
+        image = _check_image(image)
+        rec = self.sample_params([image.shape[:2]], [index], seed, epoch)
+        return self.apply(image, rec[0])
+
+    def run_batch(self, dataset, indices, seed: int, epoch: int, out: np.ndarray) -> None:
+        """Decode and augment ``dataset[indices]`` into ``out`` (len(indices), *output_shape)."""
+        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        shape = (len(indices), *self.output_shape)
+        if not isinstance(out, np.ndarray) or out.dtype != np.uint8 or out.shape != shape:
+            raise bad_param("out", f"a uint8 array of shape {shape}",
+                            getattr(out, "shape", type(out).__name__))  # fmt: skip
+        if not out.flags.c_contiguous:
+            raise bad_param("out", "a C-contiguous array", "a strided view", "pass np.empty(...)")
+        sizes = np.asarray(dataset.sizes)[indices]
+        recs = self.sample_params(sizes, indices, seed, epoch)
+        view = out.reshape(len(indices), self.n_crops, *out.shape[-3:])
+        for j, i in enumerate(indices):
+            rec = recs[j]
+            try:
+                img, bgr, sc = load(dataset, int(i), min_scale(rec), self.fast_decode)
+            except DecodeError as exc:
+                raise DatasetError(f"record {int(i)}: {exc}; re-pack the dataset "
+                                   "(augpipe inspect --verify finds damaged records)") from None  # fmt: skip
+            if not img.flags.c_contiguous:
+                img = np.ascontiguousarray(img)
+            render(img, bgr, rec, view[j], self.fill, sc)

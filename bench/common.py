@@ -1,0 +1,145 @@
+"""Shared helpers for the speed benchmarks in bench/ (never imported by the test suite's timing).
+
+    from bench.common import median_rate, machine_metadata, write_results_section, run_peer
+
+- ``median_rate(fn, n_items)``: call ``fn()`` (which processes ``n_items`` items) warmup + repeats
+  times; the warm-up calls are discarded; returns median/min/max/all rates in items per second.
+- ``machine_metadata()``: cores, CPU model, versions, git commit: put it beside every figure.
+- ``write_results_section(title, markdown)``: replace (or append) one ``## title`` section of
+  bench/RESULTS.md, leaving the other engineers' sections alone.
+- ``run_peer(venv, script, args)``: run ``bench/peers/<script>`` inside a peer's own virtual
+  environment and parse the JSON object it prints on its last stdout line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+RESULTS = BENCH_DIR / "RESULTS.md"
+PEERS_DIR = BENCH_DIR / "peers"
+
+RESULTS_HEADER = """# Benchmark results
+
+Measured figures only, each section written by its benchmark script (`bench/*.py`), with the
+machine it ran on. Medians of several runs, warm-up discarded; ratios are against peers run in the
+same process run, on the same images and cores.
+"""
+
+
+def median_rate(
+    fn: Callable[[], object], n_items: int, repeats: int = 5, warmup: int = 1
+) -> dict[str, float | list[float]]:
+    """Rates (items/s) of ``fn()`` over ``repeats`` timed calls after ``warmup`` discarded ones."""
+    if repeats < 1 or n_items < 1:
+        raise ValueError(f"median_rate: repeats and n_items must be >= 1, got {repeats}, {n_items}")
+    for _ in range(warmup):
+        fn()
+    rates = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        dt = time.perf_counter() - t0
+        rates.append(n_items / dt if dt > 0 else float("inf"))
+    return {
+        "median": statistics.median(rates),
+        "min": min(rates),
+        "max": max(rates),
+        "rates": rates,
+    }
+
+
+def summarize(rates: list[float]) -> dict[str, float | list[float]]:
+    """The same dict as ``median_rate`` for rates measured elsewhere (for example by a peer)."""
+    return {
+        "median": statistics.median(rates),
+        "min": min(rates),
+        "max": max(rates),
+        "rates": rates,
+    }
+
+
+def machine_metadata() -> dict[str, object]:
+    """Where a figure came from: cores, CPU, library versions, GPU, commit, time."""
+    from augpipe.bench.machine import machine_metadata as meta
+
+    return meta()
+
+
+def metadata_line(meta: dict[str, object] | None = None) -> str:
+    """One markdown line describing the machine, for RESULTS.md sections."""
+    m = meta or machine_metadata()
+    gpu = f", GPU {m['gpu']}" if m.get("gpu") else ", no GPU"
+    return (
+        f"Machine: {m['cores']} cores ({m['cpu_model']}){gpu}; Python {m['python']}, "
+        f"NumPy {m['numpy']}, Numba {m['numba']}, OpenCV {m['opencv']}, torch {m['torch']}; "
+        f"commit {m['git_commit']}; {m['date']}."
+    )
+
+
+def write_results_section(title: str, markdown: str, path: Path = RESULTS) -> None:
+    """Replace the ``## title`` section of RESULTS.md (up to the next ``## ``), or append it."""
+    text = path.read_text() if path.exists() else RESULTS_HEADER
+    section = f"## {title}\n\n{markdown.strip()}\n"
+    # A section runs from its heading to the next level-2 heading or the end of the file.
+    pattern = re.compile(rf"^## {re.escape(title)}[ \t]*\n.*?(?=^## |\Z)", re.S | re.M)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section + "\n", text, count=1)
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    path.write_text(text.rstrip("\n") + "\n")
+
+
+class PeerError(RuntimeError):
+    """A peer benchmark could not run (missing venv, crash, no JSON on its last line)."""
+
+
+def run_peer(
+    venv: str | Path,
+    script: str,
+    args: list[str],
+    timeout: float = 1800,
+    peers_dir: Path = PEERS_DIR,
+) -> dict:
+    """Run ``venv/bin/python bench/peers/script args...`` and parse its last stdout line as JSON."""
+    venv = Path(venv)
+    python = venv / "bin" / "python"
+    if not python.exists():
+        raise PeerError(
+            f"peer venv {venv} is missing ({python} not found); create it as described in "
+            f"bench/peers/README.md"
+        )
+    script_path = Path(peers_dir) / (script if script.endswith(".py") else script + ".py")
+    if not script_path.exists():
+        raise PeerError(f"peer script {script_path} not found")
+    cmd = [str(python), str(script_path), *map(str, args)]
+    # The peer must not import this repo's packages or our venv's site-packages.
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
+    if proc.returncode != 0 or not lines:
+        tail = "\n".join(proc.stderr.splitlines()[-15:])
+        raise PeerError(f"peer {script} failed (exit {proc.returncode}): {' '.join(cmd)}\n{tail}")
+    try:
+        result = json.loads(lines[-1])
+    except json.JSONDecodeError as exc:
+        raise PeerError(
+            f"peer {script}: last stdout line is not JSON: {lines[-1][:200]!r}"
+        ) from exc
+    if not isinstance(result, dict):
+        raise PeerError(f"peer {script}: expected a JSON object, got {type(result).__name__}")
+    return result
+
+
+if __name__ == "__main__":  # quick look at what would be recorded
+    json.dump(machine_metadata(), sys.stdout, indent=2)
+    print()

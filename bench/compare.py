@@ -1,0 +1,170 @@
+"""augpipe against torchvision (v1, v2) and FFCV on the same photo corpus and cores, in one run.
+
+    python bench/compare.py --photos /work/corpus/photos --packed /work/corpus/packed
+
+Every contender does random-resized crop 224 + horizontal flip, batch 256, whole epochs in random
+order, ``--workers`` processes/threads; the first epoch (worker start-up, JIT) is discarded and
+the median of ``--repeats`` epochs is reported. Peers run one after another in their own venvs
+(bench/peers/README.md) so they never share the cores. Also the per-core rate of decode +
+augment in one process. Writes the ``## Compare`` section of bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import (  # noqa: E402
+    PeerError,
+    machine_metadata,
+    metadata_line,
+    run_peer,
+    summarize,
+    write_results_section,
+)
+
+TV_VENV = "/work/peers/tv"
+FFCV_VENV = "/work/peers/ffcv"
+
+
+def augpipe_loader(packed: str, workers: int, batch_size: int, repeats: int, res: int) -> dict:
+    from augpipe import Compose, HorizontalFlip, Loader, RandomResizedCrop
+
+    pipe = Compose([RandomResizedCrop(res), HorizontalFlip()])
+    rates = []
+    with Loader(packed, batch_size, pipe, workers=workers, output="numpy") as loader:
+        for epoch in range(repeats + 1):
+            loader.set_epoch(epoch)
+            n, t0 = 0, time.perf_counter()
+            for images, _labels in loader:
+                n += len(images)
+            if epoch > 0:
+                rates.append(n / (time.perf_counter() - t0))
+    return {"peer": "augpipe", "output": "uint8", **summarize(rates)}
+
+
+def augpipe_per_core(packed: str, images: int, repeats: int, res: int) -> dict:
+    import numpy as np
+
+    from augpipe import Compose, HorizontalFlip, RandomResizedCrop, ShardDataset
+
+    ds = ShardDataset(packed)
+    bound = Compose([RandomResizedCrop(res), HorizontalFlip()]).bind(ds)
+    idx = np.random.default_rng(0).permutation(len(ds))[:images].astype(np.int64)
+    out = np.empty((len(idx), *bound.output_shape), dtype=np.uint8)
+    rates = []
+    for rep in range(repeats + 1):
+        t0 = time.perf_counter()
+        bound.run_batch(ds, idx, 0, rep, out)
+        if rep > 0:
+            rates.append(len(idx) / (time.perf_counter() - t0))
+    ds.close()
+    return {"peer": "augpipe", "output": "uint8", **summarize(rates)}
+
+
+def _peer(name: str, venv: str, script: str, args: list[str]) -> dict | None:
+    print(f"[compare] {name} ...", file=sys.stderr, flush=True)
+    try:
+        return run_peer(venv, script, args)
+    except PeerError as exc:
+        print(f"[compare] {name} skipped: {exc}", file=sys.stderr)
+        return None
+
+
+def _cell(r: dict | None) -> str:
+    if r is None:
+        return "not run"
+    return f"{r['median']:,.0f} ({min(r['rates']):,.0f}..{max(r['rates']):,.0f})"
+
+
+def table(rows: list[tuple[str, str, dict | None]], base: dict) -> str:
+    """Markdown table; ratios are augpipe's median over each contender's."""
+    ours = base["median"]
+    lines = [
+        "| contender | output | images/s median (min..max) | augpipe / contender |",
+        "|---|---|---|---|",
+    ]
+    for name, output, r in rows:
+        ratio = "-" if r is None or r is base else f"{ours / r['median']:.2f}x"
+        lines.append(f"| {name} | {output} | {_cell(r)} | {ratio} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--photos", default="/work/corpus/photos", help="ImageFolder (the peers read)")
+    ap.add_argument("--packed", default="/work/corpus/packed", help="the same images, packed")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--res", type=int, default=224)
+    ap.add_argument("--per-core-images", type=int, default=500)
+    ap.add_argument("--no-ffcv", action="store_true")
+    ap.add_argument("--no-write", action="store_true", help="print only, leave RESULTS.md alone")
+    args = ap.parse_args()
+    w, bs, rep, res = args.workers, args.batch_size, args.repeats, args.res
+
+    common = [args.photos, "--workers", str(w), "--batch-size", str(bs), "--repeats", str(rep),
+              "--size", str(res)]  # fmt: skip
+    print("[compare] augpipe loader ...", file=sys.stderr, flush=True)
+    ours = augpipe_loader(args.packed, w, bs, rep, res)
+    tv1 = _peer("torchvision v1", TV_VENV, "torchvision_loader.py", [*common, "--version", "v1"])
+    tv2 = _peer("torchvision v2", TV_VENV, "torchvision_loader.py", [*common, "--version", "v2"])
+    ffcv = None
+    if not args.no_ffcv:
+        with tempfile.TemporaryDirectory(prefix="ffcv-") as tmp:
+            ffcv = _peer("ffcv", FFCV_VENV, "ffcv_loader.py",
+                         [*common, "--beton", str(Path(tmp) / "photos.beton")])  # fmt: skip
+
+    print("[compare] per core: decode + augment ...", file=sys.stderr, flush=True)
+    n1 = args.per_core_images
+    single = ["--images", str(n1), "--repeats", str(rep), "--size", str(res), "--decode-augment"]
+    ours_1 = augpipe_per_core(args.packed, n1, rep, res)
+    tv1_1 = _peer("tv v1 per core", TV_VENV, "torchvision_loader.py",
+                  [args.photos, "--version", "v1", *single])  # fmt: skip
+    tv2_1 = _peer("tv v2 per core", TV_VENV, "torchvision_loader.py",
+                  [args.photos, "--version", "v2", *single])  # fmt: skip
+
+    meta = machine_metadata()
+    loader_rows = [
+        (f"augpipe Loader, {w} workers", "uint8", ours),
+        (f"torchvision v1 (PIL, ImageFolder + DataLoader), {w} workers", "float32", tv1),
+        (f"torchvision v2 (decode_jpeg + v2 transforms), {w} workers", "uint8", tv2),
+        (f"FFCV 1.0.2 (.beton, JPEG q90), {w} threads", "uint8", ffcv),
+    ]
+    core_rows = [
+        ("augpipe (crop-aware decode + fused kernel)", "uint8", ours_1),
+        ("torchvision v1 (PIL decode + transforms)", "float32", tv1_1),
+        ("torchvision v2 (decode_jpeg + v2 transforms)", "uint8", tv2_1),
+    ]
+    md = "\n\n".join([
+        f"`python bench/compare.py --workers {w} --batch-size {bs} --repeats {rep}`: "
+        f"RandomResizedCrop({res}) + horizontal flip on `{args.photos}` (augpipe reads the same "
+        f"images packed as JPEG in `{args.packed}`), whole epochs in random order, first epoch "
+        f"discarded, median of {rep} epochs; peers run one at a time in their own venvs.",
+        metadata_line(meta),
+        f"Loader, {w} workers, batch {bs}:",
+        table(loader_rows, ours),
+        f"One process (per core), decode + augment of {n1} images:",
+        table(core_rows, ours_1),
+    ])  # fmt: skip
+    print(md)
+    raw = {"loader": {n: r for n, _, r in loader_rows}, "per_core": {n: r for n, _, r in core_rows},
+           "machine": meta}  # fmt: skip
+    out_dir = Path(__file__).resolve().parent / "out"
+    out_dir.mkdir(exist_ok=True)
+    (out_dir / "compare.json").write_text(json.dumps(raw, indent=2))
+    if not args.no_write:
+        write_results_section("Compare", md)
+        print("[compare] wrote the '## Compare' section of bench/RESULTS.md", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""The Loader with the real ShardDataset and transforms (tiny packed datasets from conftest)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from augpipe.format.dataset import ShardDataset
+from augpipe.loader.loader import Loader
+from augpipe.transforms import CenterCrop, Compose, HorizontalFlip, RandomResizedCrop
+
+
+def _pipe():
+    return Compose([RandomResizedCrop(20), HorizontalFlip()])
+
+
+def _epoch(loader):
+    return [(x.copy(), y.copy()) for x, y in loader]
+
+
+def test_real_pipeline_same_batches_for_any_workers(tiny_packed):
+    ref = _epoch(Loader(tiny_packed, 5, _pipe(), seed=2, workers=0, output="numpy"))
+    assert sum(len(y) for _, y in ref) == len(ShardDataset(tiny_packed))
+    for workers, method in ((2, "fork"), (1, "spawn")):
+        with Loader(tiny_packed, 5, _pipe(), seed=2, workers=workers, output="numpy",
+                    start_method=method) as lo:  # fmt: skip
+            got = _epoch(lo)
+        for (a, la), (b, lb) in zip(ref, got, strict=True):
+            np.testing.assert_array_equal(a, b)
+            np.testing.assert_array_equal(la, lb)
+
+
+def test_real_batches_match_the_pipeline_and_labels(tiny_packed_raw):
+    ds = ShardDataset(tiny_packed_raw)
+    pipe = Compose([CenterCrop(16)])
+    loader = Loader(ds, 4, pipe, workers=0, output="numpy", shuffle=False)
+    for b, (images, labels) in enumerate(loader):
+        idx = np.arange(b * 4, b * 4 + len(labels))
+        np.testing.assert_array_equal(labels, ds.labels[idx])
+        for img, i in zip(images, idx):
+            np.testing.assert_array_equal(img, pipe(ds.image(int(i)), index=int(i)))
+
+
+def test_dataset_normalisation_uses_the_manifest_stats(tiny_packed):
+    torch = pytest.importorskip("torch")
+    ds = ShardDataset(tiny_packed)
+    kw = dict(workers=0, shuffle=False)
+    raw, _ = next(iter(Loader(ds, 6, _pipe(), output="numpy", copy=True, **kw)))
+    images, labels = next(iter(Loader(ds, 6, _pipe(), normalize="dataset", **kw)))
+    mean, std = ds.stats["mean"], ds.stats["std"]
+    ref = ((raw / 255.0 - mean) / std).transpose(0, 3, 1, 2)
+    np.testing.assert_allclose(images.numpy(), ref, rtol=1e-4, atol=1e-4)
+    assert images.dtype == torch.float32 and labels.dtype == torch.int64
+
+
+def test_fork_after_the_parent_read_the_dataset(tiny_packed):
+    ds = ShardDataset(tiny_packed)
+    ds.image(0)  # the parent now has the LMDB environment open
+    other = ShardDataset(tiny_packed)
+    other.raw(1)
+    with Loader(ds, 6, _pipe(), workers=2, output="numpy", start_method="fork") as lo:
+        assert sum(len(y) for _, y in lo) == len(ds)
+    ds.raw(2)  # and the parent's handles still work
+    other.raw(3)

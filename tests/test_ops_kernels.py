@@ -1,0 +1,128 @@
+"""The Numba kernels on tiny hand-computed arrays and against OpenCV references."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import cv2
+import numpy as np
+
+from augpipe.ops import kernels
+
+EYE = np.eye(3, dtype=np.float32)
+ZERO = np.zeros(3, dtype=np.float32)
+
+
+def _img(h, w, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def _smooth(h, w, seed=0):
+    small = _img(max(2, h // 8), max(2, w // 8), seed)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
+
+
+def test_resize_axis_identity_and_flip_exact():
+    src = _img(5, 7)
+    out = np.empty_like(src)
+    kernels.resize_axis(src, False, 1.0, 0.0, 1.0, 0.0, EYE, ZERO, False, out)
+    assert np.array_equal(out, src)
+    kernels.resize_axis(src, False, -1.0, 6.0, 1.0, 0.0, EYE, ZERO, False, out)
+    assert np.array_equal(out, src[:, ::-1])
+
+
+def test_resize_axis_hand_computed_midpoints():
+    src = np.zeros((1, 2, 3), np.uint8)
+    src[0, 1] = (100, 50, 10)
+    out = np.empty((1, 3, 3), np.uint8)
+    # x = 0, 0.5, 1 -> 0, half, full
+    kernels.resize_axis(src, False, 0.5, 0.0, 1.0, 0.0, EYE, ZERO, False, out)
+    assert out[0].tolist() == [[0, 0, 0], [50, 25, 5], [100, 50, 10]]
+
+
+def test_resize_axis_bgr_swap_is_free():
+    src = _img(6, 6)
+    out = np.empty_like(src)
+    kernels.resize_axis(np.ascontiguousarray(src[..., ::-1]), True, 1.0, 0.0, 1.0, 0.0, EYE, ZERO,
+                        False, out)  # fmt: skip
+    assert np.array_equal(out, src)
+
+
+def test_resize_axis_matches_cv2_resize():
+    src = _smooth(60, 80)
+    for oh, ow in ((24, 32), (45, 70), (90, 100)):
+        out = np.empty((oh, ow, 3), np.uint8)
+        ay, ax = 60 / oh, 80 / ow
+        kernels.resize_axis(src, False, ax, ax / 2 - 0.5, ay, ay / 2 - 0.5, EYE, ZERO, False, out)
+        ref = cv2.resize(src, (ow, oh), interpolation=cv2.INTER_LINEAR)
+        assert np.abs(out.astype(int) - ref).max() <= 1
+
+
+def test_colour_matrix_applied_and_clamped():
+    src = np.full((2, 2, 3), 100, np.uint8)
+    out = np.empty_like(src)
+    cmat = np.diag([2.0, 0.5, 3.0]).astype(np.float32)
+    kernels.resize_axis(src, False, 1.0, 0.0, 1.0, 0.0, cmat, np.float32([10, 0, 0]), True, out)
+    assert out[0, 0].tolist() == [210, 50, 255]
+
+
+def test_box_reduce_matches_inter_area():
+    src = _img(32, 48)
+    out = np.empty((8, 12, 3), np.uint8)
+    kernels.box_reduce(src, 0, 0, 4, 4, out)
+    ref = cv2.resize(src, (12, 8), interpolation=cv2.INTER_AREA)
+    assert np.abs(out.astype(int) - ref).max() <= 1
+
+
+def test_warp_matches_cv2_warp_affine():
+    src = _smooth(64, 64)
+    M = cv2.getRotationMatrix2D((32, 32), 17, 0.8)  # forward map
+    inv = cv2.invertAffineTransform(M)
+    # kernel frame: centred output pixels -> A2 -> source edge coordinates
+    A2 = np.eye(3)
+    A2[:2, :2] = inv[:, :2]
+    A2[:2, 2] = inv[:, :2] @ [31.5, 31.5] + inv[:, 2] + 0.5  # centre of pixel (31.5, 31.5)
+    out = np.empty((64, 64, 3), np.uint8)
+    kernels.warp(src, False, 0, 64, 0, 64, np.eye(3), 0.0, A2, 0.0, EYE, ZERO, False, out)
+    ref = cv2.warpAffine(src, M, (64, 64), flags=cv2.INTER_LINEAR, borderValue=0)
+    inner = (slice(12, 52), slice(12, 52))
+    assert np.abs(out[inner].astype(int) - ref[inner]).mean() < 0.6
+    assert np.abs(out.astype(int) - ref).mean() < 2.0
+
+
+def test_region_mean():
+    src = np.zeros((10, 10, 3), np.uint8)
+    src[:, :, 0] = 30
+    src[:, :, 2] = 90
+    assert np.allclose(kernels.region_mean(src, False, 0, 10, 0, 10), [30, 0, 90])
+    assert np.allclose(kernels.region_mean(src, True, 0, 10, 0, 10), [90, 0, 30])
+
+
+def test_compiled_equals_pure_python(tmp_path):
+    """Same pipeline output with the JIT and with NUMBA_DISABLE_JIT=1 (a tiny input)."""
+    script = textwrap.dedent("""
+        import sys
+        import numpy as np
+        from augpipe.transforms import (Affine, ColorJitter, Compose, HorizontalFlip,
+                                        LensDistortion, PCALighting, RandomResizedCrop)
+        img = np.random.default_rng(1).integers(0, 256, (20, 26, 3), dtype=np.uint8)
+        pipes = [Compose([RandomResizedCrop(12), HorizontalFlip()]),
+                 Compose([RandomResizedCrop(12), HorizontalFlip(), Affine(rotate=20, shear=5),
+                          LensDistortion(0.2), ColorJitter(0.4, 0.4, 0.4),
+                          PCALighting(0.1, eigval=(0.2, 0.02, 0.01), eigvec=np.eye(3))]),
+                 Compose([RandomResizedCrop(4, scale=(0.9, 1.0))])]  # 5x shrink: box path
+        out = np.concatenate([p(img, index=i, seed=3).ravel() for p in pipes for i in range(3)])
+        np.save(sys.argv[1], out)
+    """)
+    outs = []
+    for jit in ("0", "1"):
+        env = dict(os.environ, NUMBA_DISABLE_JIT=jit)
+        path = tmp_path / f"out{jit}.npy"
+        subprocess.run([sys.executable, "-c", script, str(path)], env=env, check=True, timeout=240)
+        outs.append(np.load(path))
+    # float32 vs float64 arithmetic may round a rare value differently
+    assert np.abs(outs[0].astype(int) - outs[1]).max() <= 1
+    assert np.mean(outs[0] != outs[1]) < 0.01

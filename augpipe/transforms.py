@@ -32,25 +32,51 @@ from augpipe.ops.scale_jitter import ScaleJitter
 from augpipe.ops.ten_crop import MultiScaleTenCrop, TenCrop
 
 __all__ = [
-    "Compose", "RandomResizedCrop", "ScaleJitter", "CenterCrop", "HorizontalFlip", "Affine",
-    "LensDistortion", "ColorJitter", "PCALighting", "TenCrop", "MultiScaleTenCrop", "OPS",
-]  # fmt: skip
+    "Compose",
+    "RandomResizedCrop",
+    "ScaleJitter",
+    "CenterCrop",
+    "HorizontalFlip",
+    "Affine",
+    "LensDistortion",
+    "ColorJitter",
+    "PCALighting",
+    "TenCrop",
+    "MultiScaleTenCrop",
+    "OPS",
+]
 
-OPS = (RandomResizedCrop, ScaleJitter, CenterCrop, HorizontalFlip, Affine, LensDistortion,
-       ColorJitter, PCALighting, TenCrop, MultiScaleTenCrop)  # fmt: skip
+OPS = (
+    RandomResizedCrop,
+    ScaleJitter,
+    CenterCrop,
+    HorizontalFlip,
+    Affine,
+    LensDistortion,
+    ColorJitter,
+    PCALighting,
+    TenCrop,
+    MultiScaleTenCrop,
+)
 
 
 def _check_image(image) -> np.ndarray:
     if not isinstance(image, np.ndarray):
-        raise ConfigTypeError(f"image: expected an HWC uint8 NumPy array, got {type(image).__name__}")
+        raise ConfigTypeError(
+            f"image: expected an HWC uint8 NumPy array, got {type(image).__name__}"
+        )
     if image.dtype != np.uint8:
         raise ConfigTypeError(
             f"image: expected dtype uint8, got {image.dtype}; convert with "
             "np.clip(x, 0, 255).astype(np.uint8) (pixels in 0..255)"
         )
     if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] < 1 or image.shape[1] < 1:
-        raise bad_param("image", "shape (H, W, 3), RGB", image.shape,
-                        "grey images: np.repeat(img[..., None], 3, axis=2)")  # fmt: skip
+        raise bad_param(
+            "image",
+            "shape (H, W, 3), RGB",
+            image.shape,
+            "grey images: np.repeat(img[..., None], 3, axis=2)",
+        )
     return np.ascontiguousarray(image)
 
 
@@ -64,7 +90,9 @@ class Compose:
         if isinstance(ops, Op):
             ops = [ops]
         if not isinstance(ops, (list, tuple)):
-            raise ConfigTypeError(f"Compose: expected a list of transforms, got {type(ops).__name__}")
+            raise ConfigTypeError(
+                f"Compose: expected a list of transforms, got {type(ops).__name__}"
+            )
         for i, op in enumerate(ops):
             if not isinstance(op, Op):
                 raise ConfigTypeError(
@@ -79,9 +107,12 @@ class Compose:
         if "size" in kinds:
             first_geo = next((i for i, k in enumerate(kinds) if k in ("geometry", "lens")), None)
             if first_geo is not None and first_geo < kinds.index("size"):
-                raise bad_param("Compose", "the sizing op before flips, affine and lens",
-                                [type(o).__name__ for o in ops],
-                                f"move {type(ops[kinds.index('size')]).__name__} to the front")  # fmt: skip
+                raise bad_param(
+                    "Compose",
+                    "the sizing op before flips, affine and lens",
+                    [type(o).__name__ for o in ops],
+                    f"move {type(ops[kinds.index('size')]).__name__} to the front",
+                )
         self.ops = list(ops)
         self.fill = int(fill)
         self.fast_decode = bool(fast_decode)
@@ -98,8 +129,10 @@ class Compose:
     def output_shape(self) -> tuple[int, ...]:
         """Per-sample output shape: (H, W, 3), or (K, H, W, 3) for the test-time crops."""
         if self._size_op is None:
-            raise ConfigError("Compose.output_shape: the pipeline has no sizing op; add e.g. "
-                              "CenterCrop(224) or RandomResizedCrop(224) so batches have one shape")  # fmt: skip
+            raise ConfigError(
+                "Compose.output_shape: the pipeline has no sizing op; add e.g. "
+                "CenterCrop(224) or RandomResizedCrop(224) so batches have one shape"
+            )
         H, W = self._size_op.out_hw
         return (self.n_crops, H, W, 3) if self.n_crops > 1 else (H, W, 3)
 
@@ -110,8 +143,10 @@ class Compose:
         if bound._size_op is None:
             sizes = np.asarray(dataset.sizes)
             if len(sizes) and np.any(sizes != sizes[0]):
-                raise ConfigError("Compose.bind: the dataset's images differ in size and the "
-                                  "pipeline has no sizing op; add e.g. CenterCrop(224)")  # fmt: skip
+                raise ConfigError(
+                    "Compose.bind: the dataset's images differ in size and the "
+                    "pipeline has no sizing op; add e.g. CenterCrop(224)"
+                )
         return bound
 
     def _check_ready(self) -> None:
@@ -135,8 +170,12 @@ class Compose:
         image = _check_image(image)
         rec = np.asarray(params).reshape(-1)[0]
         if tuple(rec["src_hw"]) != image.shape[:2]:
-            raise bad_param("params", f"a record drawn for an image of size {image.shape[:2]}",
-                            tuple(rec["src_hw"]), "draw it with sample_params([image.shape[:2]], ...)")  # fmt: skip
+            raise bad_param(
+                "params",
+                f"a record drawn for an image of size {image.shape[:2]}",
+                tuple(rec["src_hw"]),
+                "draw it with sample_params([image.shape[:2]], ...)",
+            )
         H, W = self._out_hw(image.shape[:2])
         out = np.empty((rec["A2"].shape[0], H, W, 3), dtype=np.uint8)
         render(image, False, rec, out, self.fill)
@@ -152,8 +191,9 @@ class Compose:
         indices = np.asarray(indices, dtype=np.int64).reshape(-1)
         shape = (len(indices), *self.output_shape)
         if not isinstance(out, np.ndarray) or out.dtype != np.uint8 or out.shape != shape:
-            raise bad_param("out", f"a uint8 array of shape {shape}",
-                            getattr(out, "shape", type(out).__name__))  # fmt: skip
+            raise bad_param(
+                "out", f"a uint8 array of shape {shape}", getattr(out, "shape", type(out).__name__)
+            )
         if not out.flags.c_contiguous:
             raise bad_param("out", "a C-contiguous array", "a strided view", "pass np.empty(...)")
         sizes = np.asarray(dataset.sizes)[indices]
@@ -164,8 +204,10 @@ class Compose:
             try:
                 img, bgr, sc = load(dataset, int(i), min_scale(rec), self.fast_decode)
             except DecodeError as exc:
-                raise DatasetError(f"record {int(i)}: {exc}; re-pack the dataset "
-                                   "(augpipe inspect --verify finds damaged records)") from None  # fmt: skip
+                raise DatasetError(
+                    f"record {int(i)}: {exc}; re-pack the dataset "
+                    "(augpipe inspect --verify finds damaged records)"
+                ) from None
             if not img.flags.c_contiguous:
                 img = np.ascontiguousarray(img)
             render(img, bgr, rec, view[j], self.fill, sc)

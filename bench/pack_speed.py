@@ -137,6 +137,19 @@ def main() -> int:
         f"Load average before/after (machine shared with other work): "
         f"{load_before[0]:.2f} / {load_after[0]:.2f}.",
     ]
+    cores = os.cpu_count() or 1
+    if max(load_before[0], load_after[0]) > cores:
+        lines.append(
+            f"The load average exceeded the {cores} cores during this run: other processes took "
+            "CPU time, so absolute rates are low and the 1-vs-2-worker scaling is mostly "
+            "contention, not the packer."
+        )
+    sizes = {r["bytes"] for k, r in rows.items() if k.startswith("FFCV")}
+    if len(sizes) > 1:
+        lines.append(
+            "FFCV's output size differs between its 1- and 2-worker runs (its file "
+            "layout depends on the worker count); augpipe's shards are byte-identical."
+        )
     if ffcv_note:
         lines.append(ffcv_note)
     lines.append(metadata_line(meta))

@@ -117,6 +117,9 @@ def test_missing_and_non_datasets(tmp_path):
         (lambda d: _edit(d, format_version=99), "format version 99"),
         (lambda d: _edit(d, format="something-else"), "not an augpipe-shards manifest"),
         (lambda d: _edit(d, count=3), "manifest says 3"),
+        (lambda d: _edit(d, shards=["x"]), "shard list is inconsistent"),
+        (lambda d: _edit(d, encoding="png"), "unknown encoding"),
+        (lambda d: _npz(d / "index.npy"), "not a single NumPy array"),
         (lambda d: (d / "shard-00000.lmdb").unlink(), "shard-00000.lmdb.*missing"),
         (lambda d: (d / "index.npy").unlink(), "index.npy is missing"),
         (lambda d: np.save(d / "index.npy", np.zeros((24, 3), np.int64)), "index.npy has shape"),
@@ -136,6 +139,11 @@ def test_damaged_dataset_raises_dataset_error(tiny_packed, tmp_path, damage, mes
     assert str(d) in str(info.value)
 
 
+def _npz(path):
+    with open(path, "wb") as f:  # an archive under the .npy name
+        np.savez(f, a=np.zeros(3))
+
+
 def _edit(d, **fields):
     m = json.loads((d / "manifest.json").read_text())
     m.update(fields)
@@ -148,3 +156,17 @@ def test_truncated_shard_raises_dataset_error(tiny_packed, tmp_path):
     ds = ShardDataset(d)  # cheap construction; the shard is opened on first access
     with pytest.raises(DatasetError, match="shard-00000.lmdb"):
         ds.raw(0)
+
+
+def test_damaged_header_raises_on_read(tiny_packed_raw, tmp_path):
+    d = _copy(tiny_packed_raw, tmp_path)
+    shard = d / "shard-00000.lmdb"
+    data = bytearray(shard.read_bytes())
+    assert data.count(b"APR1") == 24
+    pos = data.find(b"APR1")
+    data[pos : pos + 4] = b"XPR1"
+    shard.write_bytes(bytes(data))
+    ds = ShardDataset(d)
+    with pytest.raises(DatasetError, match="record 0 is damaged"):
+        ds.raw(0)
+    assert ds.raw(1).size == ds.sizes[1].prod() * 3

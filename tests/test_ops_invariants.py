@@ -26,8 +26,15 @@ EXAMPLES = {
     T.MultiScaleTenCrop: T.MultiScaleTenCrop(8, scales=(8, 12)),
 }
 # the same ops with p = 0 or zero strength: the identity
-IDENTITY = [T.HorizontalFlip(p=0), T.Affine(), T.Affine(rotate=30, p=0), T.LensDistortion(0),
-            T.LensDistortion((0, 0)), T.ColorJitter(), T.PCALighting(0.0, **EIG)]  # fmt: skip
+IDENTITY = [
+    T.HorizontalFlip(p=0),
+    T.Affine(),
+    T.Affine(rotate=30, p=0),
+    T.LensDistortion(0),
+    T.LensDistortion((0, 0)),
+    T.ColorJitter(),
+    T.PCALighting(0.0, **EIG),
+]
 
 
 def _img(h=18, w=22, seed=0):
@@ -54,9 +61,19 @@ def test_invariants(op):
     assert np.array_equal(pipe.apply(img, rec[0]), out)
     # another index, seed or epoch -> different for random ops (deterministic ones stay put)
     if type(op) not in (T.CenterCrop, T.TenCrop, T.MultiScaleTenCrop):
-        others = [pipe(img, index=i, seed=s, epoch=e) for i, s, e in
-                  ((4, 1, 2), (5, 1, 2), (6, 1, 2), (7, 1, 2), (3, 2, 2), (3, 5, 2), (3, 1, 3),
-                   (3, 1, 4))]  # fmt: skip
+        others = [
+            pipe(img, index=i, seed=s, epoch=e)
+            for i, s, e in (
+                (4, 1, 2),
+                (5, 1, 2),
+                (6, 1, 2),
+                (7, 1, 2),
+                (3, 2, 2),
+                (3, 5, 2),
+                (3, 1, 3),
+                (3, 1, 4),
+            )
+        ]
         assert sum(not np.array_equal(o, out) for o in others) >= 2  # a flip is 50/50
 
 
@@ -69,8 +86,14 @@ def test_zero_strength_is_identity(op):
 
 
 def test_params_depend_on_index_not_on_batch():
-    pipe = T.Compose([T.RandomResizedCrop(12), T.HorizontalFlip(), T.Affine(rotate=10),
-                      T.ColorJitter(0.3, 0.3, 0.3)])  # fmt: skip
+    pipe = T.Compose(
+        [
+            T.RandomResizedCrop(12),
+            T.HorizontalFlip(),
+            T.Affine(rotate=10),
+            T.ColorJitter(0.3, 0.3, 0.3),
+        ]
+    )
     sizes = np.array([[18, 22], [30, 40], [18, 22], [50, 20]])
     idx = np.array([9, 3, 7, 1])
     batch = pipe.sample_params(sizes, idx, seed=4, epoch=1)
@@ -80,8 +103,14 @@ def test_params_depend_on_index_not_on_batch():
 
 
 @settings(max_examples=25, deadline=None)
-@given(h=st.integers(4, 400), w=st.integers(4, 400), index=st.integers(0, 10**9),
-       seed=st.integers(0, 2**32), lo=st.floats(0.05, 1.0), ratio=st.floats(1.0, 3.0))  # fmt: skip
+@given(
+    h=st.integers(4, 400),
+    w=st.integers(4, 400),
+    index=st.integers(0, 10**9),
+    seed=st.integers(0, 2**32),
+    lo=st.floats(0.05, 1.0),
+    ratio=st.floats(1.0, 3.0),
+)
 def test_random_resized_crop_stays_in_range(h, w, index, seed, lo, ratio):
     op = T.RandomResizedCrop(8, scale=(lo, 1.0), ratio=(1 / ratio, ratio))
     rects, _ = op.frames(np.array([[h, w]]), np.array([index]), seed, 0, 0)
@@ -90,8 +119,13 @@ def test_random_resized_crop_stays_in_range(h, w, index, seed, lo, ratio):
 
 
 @settings(max_examples=25, deadline=None)
-@given(index=st.integers(0, 10**9), seed=st.integers(0, 2**32), x=st.floats(0.0, 0.9),
-       r=st.floats(0.0, 45.0), k=st.floats(0.0, 0.3))  # fmt: skip
+@given(
+    index=st.integers(0, 10**9),
+    seed=st.integers(0, 2**32),
+    x=st.floats(0.0, 0.9),
+    r=st.floats(0.0, 45.0),
+    k=st.floats(0.0, 0.3),
+)
 def test_drawn_factors_stay_in_range(index, seed, x, r, k):
     idx = np.array([index, index + 1])
     f = T.ColorJitter(x, x, x).color(idx, seed, 0, 0)[0]

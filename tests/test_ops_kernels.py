@@ -46,8 +46,9 @@ def test_resize_axis_hand_computed_midpoints():
 def test_resize_axis_bgr_swap_is_free():
     src = _img(6, 6)
     out = np.empty_like(src)
-    kernels.resize_axis(np.ascontiguousarray(src[..., ::-1]), True, 1.0, 0.0, 1.0, 0.0, EYE, ZERO,
-                        False, out)  # fmt: skip
+    kernels.resize_axis(
+        np.ascontiguousarray(src[..., ::-1]), True, 1.0, 0.0, 1.0, 0.0, EYE, ZERO, False, out
+    )
     assert np.array_equal(out, src)
 
 
@@ -126,3 +127,17 @@ def test_compiled_equals_pure_python(tmp_path):
     # float32 vs float64 arithmetic may round a rare value differently
     assert np.abs(outs[0].astype(int) - outs[1]).max() <= 1
     assert np.mean(outs[0] != outs[1]) < 0.01
+
+
+def test_warp_reads_bgr_as_rgb_and_fills_outside():
+    src = _smooth(20, 24)
+    A2 = np.array([[0.9, 0.2, 12.0], [-0.2, 0.9, 10.0], [0, 0, 1.0]])
+    a = np.empty((16, 16, 3), np.uint8)
+    b = np.empty_like(a)
+    kernels.warp(src, False, 0, 20, 0, 24, np.eye(3), 0.1, A2, 7.0, EYE, ZERO, False, a)
+    bgr = np.ascontiguousarray(src[..., ::-1])
+    kernels.warp(bgr, True, 0, 20, 0, 24, np.eye(3), 0.1, A2, 7.0, EYE, ZERO, False, b)
+    assert np.array_equal(a, b)
+    far = np.array([[1.0, 0, 500.0], [0, 1.0, 500.0], [0, 0, 1.0]])
+    kernels.warp(src, False, 0, 20, 0, 24, np.eye(3), 0.0, far, 7.0, EYE, ZERO, False, a)
+    assert np.all(a == 7)

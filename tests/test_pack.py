@@ -342,7 +342,8 @@ def _start_pack(src: Path, out: Path) -> subprocess.Popen:
 def _kill_mid_way(proc: subprocess.Popen, parent: Path, sig: int) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # wait until shards are being written
-        if list(parent.glob(".out.tmp-*/shard-00001.lmdb.build")):
+        building = [p.name for p in parent.glob(".out.tmp-*/shard-*.lmdb.build")]
+        if any(name != "shard-00000.lmdb.build" for name in building):
             break
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.005)
@@ -352,7 +353,7 @@ def _kill_mid_way(proc: subprocess.Popen, parent: Path, sig: int) -> None:
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_killed_pack_leaves_nothing_that_opens_and_rerun_works(tmp_path, sig):
-    imgs = {f"c{i % 2}/{i:03d}": _noise(64, 64, i) for i in range(160)}  # 12 kB each raw
+    imgs = {f"c{i % 2}/{i:03d}": _noise(64, 64, i) for i in range(300)}  # 12 kB each raw
     src = _folder(tmp_path / "src", imgs, ext=".bmp")
     out = tmp_path / "out"
     proc = _start_pack(src, out)
@@ -366,7 +367,7 @@ def test_killed_pack_leaves_nothing_that_opens_and_rerun_works(tmp_path, sig):
         with pytest.raises(DatasetError, match="manifest"):
             ShardDataset(tmp)
     report = pack(src, out, format="raw", progress=False)  # the re-run cleans up and works
-    assert report.packed == 160 and len(ShardDataset(out)) == 160
+    assert report.packed == 300 and len(ShardDataset(out)) == 300
     assert list(tmp_path.glob(".out.tmp-*")) == []
 
 
@@ -450,3 +451,12 @@ def test_list_mode_argument_errors(tmp_path, capsys):
     assert main(["pack", "--list", str(lst), "--root", "r", "a", "b"]) == 2
     assert main(["pack", "--list", str(tmp_path / "missing.txt"), str(tmp_path / "o")]) == 2
     assert "missing.txt" in capsys.readouterr().err
+
+
+def test_downscale_is_antialiased(tmp_path):
+    checker = ((np.indices((64, 96)).sum(0) % 2) * 255).astype(np.uint8)
+    src = _folder(tmp_path / "src", {"a/c": np.repeat(checker[..., None], 3, 2)})
+    pack(src, tmp_path / "out", format="raw", max_side=30, progress=False)
+    small = ShardDataset(tmp_path / "out").image(0).astype(float)
+    assert small.shape == (20, 30, 3)
+    assert abs(small.mean() - 127.5) < 3 and small.std() < 12  # grey, not moire

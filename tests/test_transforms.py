@@ -15,8 +15,9 @@ EIG = dict(eigval=(0.2, 0.02, 0.005), eigvec=np.eye(3))
 
 
 def _smooth(h, w, seed=0):
-    small = np.random.default_rng(seed).integers(0, 256, (max(2, h // 6), max(2, w // 6), 3),
-                                                 dtype=np.uint8)  # fmt: skip
+    small = np.random.default_rng(seed).integers(
+        0, 256, (max(2, h // 6), max(2, w // 6), 3), dtype=np.uint8
+    )
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
 
 
@@ -161,19 +162,22 @@ def test_pca_lighting_needs_statistics():
         pipe.bind(NoStats())
 
 
-@pytest.mark.parametrize("make, exc, words", [
-    (lambda: T.RandomResizedCrop(0), ConfigError, "RandomResizedCrop.size"),
-    (lambda: T.RandomResizedCrop("224"), ConfigTypeError, "RandomResizedCrop.size"),
-    (lambda: T.RandomResizedCrop(8, scale=(0.9, 0.1)), ConfigError, "low <= high"),
-    (lambda: T.HorizontalFlip(p=1.5), ConfigError, "HorizontalFlip.p"),
-    (lambda: T.ColorJitter(brightness="a lot"), ConfigTypeError, "ColorJitter.brightness"),
-    (lambda: T.LensDistortion(k=(-0.9, 0.1)), ConfigError, "LensDistortion.k"),
-    (lambda: T.ScaleJitter(224, short_side=(128, 256)), ConfigError, "short_side"),
-    (lambda: T.PCALighting(0.1, eigval=(1, 2)), ConfigError, "eigval"),
-    (lambda: T.Compose([T.HorizontalFlip, T.CenterCrop(8)]), ConfigTypeError, "instantiated"),
-    (lambda: T.Compose([T.HorizontalFlip(), T.CenterCrop(8)]), ConfigError, "front"),
-    (lambda: T.Compose([T.CenterCrop(8), T.CenterCrop(4)]), ConfigError, "sizing"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "make, exc, words",
+    [
+        (lambda: T.RandomResizedCrop(0), ConfigError, "RandomResizedCrop.size"),
+        (lambda: T.RandomResizedCrop("224"), ConfigTypeError, "RandomResizedCrop.size"),
+        (lambda: T.RandomResizedCrop(8, scale=(0.9, 0.1)), ConfigError, "low <= high"),
+        (lambda: T.HorizontalFlip(p=1.5), ConfigError, "HorizontalFlip.p"),
+        (lambda: T.ColorJitter(brightness="a lot"), ConfigTypeError, "ColorJitter.brightness"),
+        (lambda: T.LensDistortion(k=(-0.9, 0.1)), ConfigError, "LensDistortion.k"),
+        (lambda: T.ScaleJitter(224, short_side=(128, 256)), ConfigError, "short_side"),
+        (lambda: T.PCALighting(0.1, eigval=(1, 2)), ConfigError, "eigval"),
+        (lambda: T.Compose([T.HorizontalFlip, T.CenterCrop(8)]), ConfigTypeError, "instantiated"),
+        (lambda: T.Compose([T.HorizontalFlip(), T.CenterCrop(8)]), ConfigError, "front"),
+        (lambda: T.Compose([T.CenterCrop(8), T.CenterCrop(4)]), ConfigError, "sizing"),
+    ],
+)
 def test_config_errors_name_the_parameter(make, exc, words):
     with pytest.raises(exc, match=words):
         make()
@@ -189,16 +193,24 @@ def test_bad_images_are_user_errors():
 
 def test_output_shape_needs_a_sizing_op():
     with pytest.raises(ConfigError, match="sizing op"):
-        T.Compose([T.HorizontalFlip()]).output_shape
+        _ = T.Compose([T.HorizontalFlip()]).output_shape
 
 
 def _pipelines():
     return [
         T.Compose([T.RandomResizedCrop(16), T.HorizontalFlip()]),
-        T.Compose([T.ScaleJitter(16, (18, 30)), T.HorizontalFlip(), T.Affine(rotate=10),
-                   T.LensDistortion(0.1), T.ColorJitter(0.3, 0.3, 0.3), T.PCALighting(0.1)]),
+        T.Compose(
+            [
+                T.ScaleJitter(16, (18, 30)),
+                T.HorizontalFlip(),
+                T.Affine(rotate=10),
+                T.LensDistortion(0.1),
+                T.ColorJitter(0.3, 0.3, 0.3),
+                T.PCALighting(0.1),
+            ]
+        ),
         T.Compose([T.TenCrop(16, short_side=18)]),
-    ]  # fmt: skip
+    ]
 
 
 @pytest.mark.parametrize("packed", ["tiny_packed", "tiny_packed_raw"])

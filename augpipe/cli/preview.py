@@ -17,18 +17,31 @@ def pipeline(name: str, size: int):
     from augpipe import transforms as T
 
     if name == "train":
-        return T.Compose([T.RandomResizedCrop(size), T.HorizontalFlip(),
-                          T.ColorJitter(0.4, 0.4, 0.4), T.PCALighting(0.1)])  # fmt: skip
+        return T.Compose(
+            [
+                T.RandomResizedCrop(size),
+                T.HorizontalFlip(),
+                T.ColorJitter(0.4, 0.4, 0.4),
+                T.PCALighting(0.1),
+            ]
+        )
     if name == "eval":
         return T.Compose([T.CenterCrop(size, short_side=round(size * 8 / 7))])
     if name == "full":
-        return T.Compose([T.RandomResizedCrop(size), T.HorizontalFlip(),
-                          T.Affine(rotate=15, shear=10, translate=0.05, stretch=(0.85, 1.15)),
-                          T.LensDistortion((-0.25, 0.25)), T.ColorJitter(0.4, 0.4, 0.4),
-                          T.PCALighting(0.1)])  # fmt: skip
+        return T.Compose(
+            [
+                T.RandomResizedCrop(size),
+                T.HorizontalFlip(),
+                T.Affine(rotate=15, shear=10, translate=0.05, stretch=(0.85, 1.15)),
+                T.LensDistortion((-0.25, 0.25)),
+                T.ColorJitter(0.4, 0.4, 0.4),
+                T.PCALighting(0.1),
+            ]
+        )
     if name == "scalejitter":
-        return T.Compose([T.ScaleJitter(size, (round(size * 8 / 7), round(size * 15 / 7))),
-                          T.HorizontalFlip()])  # fmt: skip
+        return T.Compose(
+            [T.ScaleJitter(size, (round(size * 8 / 7), round(size * 15 / 7))), T.HorizontalFlip()]
+        )
     if name == "tencrop":
         return T.Compose([T.TenCrop(size, short_side=round(size * 8 / 7))])
     if name == "multiscale":
@@ -60,8 +73,11 @@ def _fit(img: np.ndarray, size: int) -> np.ndarray:
 
     h, w = img.shape[:2]
     s = size / max(h, w)
-    small = cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))),
-                       interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)  # fmt: skip
+    small = cv2.resize(
+        img,
+        (max(1, round(w * s)), max(1, round(h * s))),
+        interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR,
+    )
     tile = np.full((size, size, 3), 40, np.uint8)
     y, x = (size - small.shape[0]) // 2, (size - small.shape[1]) // 2
     tile[y : y + small.shape[0], x : x + small.shape[1]] = small
@@ -83,10 +99,21 @@ def render_grid(dataset, pipe, indices, seed: int, epoch: int, size: int) -> np.
         strip = np.concatenate([np.pad(t, ((0, 0), (0, gap), (0, 0))) for t in row], axis=1)
         label = np.full((label_h, strip.shape[1], 3), 255, np.uint8)
         name = dataset.classes[int(dataset.labels[int(i)])]
-        cv2.putText(label, f"{name}  #{int(i)}", (3, label_h - 5), cv2.FONT_HERSHEY_SIMPLEX,
-                    0.45, (0, 0, 0), 1, cv2.LINE_AA)  # fmt: skip
-        tiles.append(np.pad(np.concatenate([label, strip]), ((0, gap), (0, gap), (0, 0)),
-                            constant_values=255))  # fmt: skip
+        cv2.putText(
+            label,
+            f"{name}  #{int(i)}",
+            (3, label_h - 5),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.45,
+            (0, 0, 0),
+            1,
+            cv2.LINE_AA,
+        )
+        tiles.append(
+            np.pad(
+                np.concatenate([label, strip]), ((0, gap), (0, gap), (0, 0)), constant_values=255
+            )
+        )
     per_row = max(1, min(len(tiles), 4 if k == 1 else 1))
     rows = []
     for r in range(0, len(tiles), per_row):

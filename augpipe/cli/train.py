@@ -133,6 +133,13 @@ def register(sub) -> None:
         default=None,
         help="cap the steps of each epoch (short benchmark runs)",
     )
+    g.add_argument(
+        "--subset",
+        type=int,
+        default=None,
+        metavar="N",
+        help="quick runs: a fixed random N training and N/10 validation images",
+    )
     g.add_argument("--prefetch", type=int, default=None, help="batches the loader keeps ready")
     g.add_argument("--no-progress", dest="progress", action="store_false")
     p.set_defaults(func=run)
@@ -173,6 +180,7 @@ def config_from_args(args):
         seed=args.seed,
         val_fraction=args.val_fraction,
         steps_per_epoch=args.steps_per_epoch,
+        subset=args.subset,
         prefetch=args.prefetch,
         progress=args.progress,
     )

@@ -23,6 +23,8 @@ before the fork are not valid there). Pickling keeps only the path and options.
 from __future__ import annotations
 
 import os
+import struct
+from bisect import bisect_right
 from pathlib import Path
 
 import lmdb
@@ -35,6 +37,8 @@ from augpipe.format import record
 # LMDB refuses to open one file twice in a process, so environments are shared by every
 # dataset (and ``inspect``) of this process: realpath -> [pid, env, users].
 _ENVS: dict[str, list] = {}
+_KEY = struct.Struct(">Q").pack  # record.key without the call overhead
+_QUICK = struct.Struct("<4s13xB6xII")  # magic, encoding, payload length, index
 
 
 def acquire_env(file: str, readahead: bool = False) -> lmdb.Environment:
@@ -95,13 +99,14 @@ class ShardDataset:
             ) from None
         shards = self.manifest["shards"]
         self._names = [s["name"] for s in shards]
-        self._firsts = np.asarray([s["first"] for s in shards], dtype=np.int64)
+        self._first_list = [int(s["first"]) for s in shards]
+        self._n = len(self.labels)
         self._pid = -1
         self._envs: list = []
         self._txns: list = []
 
     def __len__(self) -> int:
-        return len(self.labels)
+        return self._n
 
     def __repr__(self) -> str:
         return (
@@ -139,19 +144,18 @@ class ShardDataset:
             self._txns.append(env.begin(buffers=True))
         self._pid = os.getpid()
 
-    def _shard_of(self, i: int) -> int:
-        return int(np.searchsorted(self._firsts, i, side="right")) - 1
-
     def value(self, i: int):
         """The stored value (header + payload) of record ``i`` as a buffer into the map."""
-        n = len(self.labels)
-        if not -n <= i < n:
+        i = int(i)
+        n = self._n
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
             raise IndexError(f"record index {i} out of range for a dataset of {n} records")
-        i = int(i) % n
         if self._pid != os.getpid():
             self._open()
-        s = self._shard_of(i)
-        buf = self._txns[s].get(record.key(i))
+        s = bisect_right(self._first_list, i) - 1
+        buf = self._txns[s].get(_KEY(i))
         if buf is None:
             raise DatasetError(
                 f"{self.path!r}: record {i} is missing from shard {self._names[s]!r}; "
@@ -163,16 +167,20 @@ class ShardDataset:
         """Zero-copy read-only uint8 view of record ``i``'s payload (JPEG bytes or HWC pixels);
         valid until ``close()``."""
         buf = self.value(i)
-        try:
-            head = record.decode_header(buf)
-        except ValueError as exc:
-            raise DatasetError(f"{self.path!r}: record {i} is damaged ({exc})") from None
-        if head.index != i % len(self.labels) or head.encoding != self._encoding_code:
-            raise DatasetError(
-                f"{self.path!r}: record {i} header does not match the manifest "
-                f"(index {head.index}, encoding {head.encoding}); re-pack the dataset"
-            )
-        return np.frombuffer(buf, dtype=np.uint8, offset=record.HEADER_SIZE)
+        # Hot path: check magic, encoding, length and index without building a namedtuple.
+        if len(buf) >= record.HEADER_SIZE:
+            magic, enc, length, index = _QUICK.unpack_from(buf, 0)
+            if (
+                magic == record.MAGIC
+                and enc == self._encoding_code
+                and length == len(buf) - record.HEADER_SIZE
+                and index == int(i) % self._n
+            ):
+                return np.frombuffer(buf, dtype=np.uint8, offset=record.HEADER_SIZE)
+        raise DatasetError(
+            f"{self.path!r}: record {i} is damaged (header does not match the manifest); "
+            "run 'augpipe inspect --verify' and re-pack the dataset"
+        )
 
     def image(self, i: int) -> np.ndarray:
         """Record ``i`` fully decoded: a new HWC uint8 RGB array."""

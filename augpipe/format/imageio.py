@@ -13,7 +13,7 @@ What happens to each image, in order:
    (``rgb * a + 255 * (1 - a)``), because the colour under fully transparent pixels is
    arbitrary and a white page is how such images are usually seen.
 5. Optional downscale (never upscales): ``max_side`` bounds the longer side, ``short_side``
-   the shorter one; bicubic with Pillow's antialiasing (the filter widens with the factor).
+   the shorter one; area averaging (OpenCV ``INTER_AREA``), which is antialiased at any factor.
 """
 
 from __future__ import annotations
@@ -165,9 +165,12 @@ def _decode(data: bytes, max_pixels: int, max_side: int, short_side: int):
     )
     if orientation not in (1, None):
         img = ImageOps.exif_transpose(img)  # returns a copy: skipped when there is nothing to do
-    if img.size != (out_w, out_h):
-        img = img.resize((out_w, out_h), Image.Resampling.BICUBIC)
     pixels = _to_rgb(img)
+    if pixels.shape[:2] != (out_h, out_w):
+        import cv2
+
+        # Area averaging: antialiased for any shrink factor, and ~2x faster than Pillow's bicubic.
+        pixels = cv2.resize(pixels, (out_w, out_h), interpolation=cv2.INTER_AREA)
     return np.ascontiguousarray(pixels, dtype=np.uint8), keepable
 
 

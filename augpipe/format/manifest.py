@@ -88,14 +88,15 @@ def load(path) -> tuple[dict, np.ndarray]:
         raise _fail(path, f"unknown encoding {manifest['encoding']!r} (expected 'jpeg' or 'raw')")
     first = 0
     for shard in manifest["shards"]:
-        if not isinstance(shard, dict) or shard.get("first") != first:
+        count = shard.get("count") if isinstance(shard, dict) else None
+        if not isinstance(count, int) or count < 1 or shard.get("first") != first:
             raise _fail(path, f"manifest.json shard list is inconsistent at {shard!r}", repack)
         name = shard.get("name", "")
         if not isinstance(name, str) or "/" in name or name.startswith("."):
             raise _fail(path, f"manifest.json has an invalid shard name {name!r}", repack)
         if not (root / name).is_file():
             raise _fail(path, f"shard file {name!r} is missing", repack)
-        first += int(shard["count"])
+        first += count
     if first != manifest["count"]:
         raise _fail(path, f"shards hold {first} records but the manifest says {manifest['count']}")
     index = load_index(root, manifest["count"])
@@ -114,6 +115,8 @@ def load_index(root: Path, count: int) -> np.ndarray:
         raise _fail(root, "index.npy is missing", "re-create it with 'augpipe pack'") from None
     except (ValueError, OSError) as exc:
         raise _fail(root, f"index.npy is unreadable ({exc})") from None
+    if not isinstance(index, np.ndarray):  # an .npz archive under the .npy name
+        raise _fail(root, "index.npy is not a single NumPy array")
     if index.dtype != np.dtype("<i4") or index.shape != (count, 3):
         raise _fail(
             root,

@@ -55,8 +55,11 @@ class Affine(Op):
         ty = draw(3, *t) * out_hw[0]
         sx = draw(4, *st)
         sy = draw(5, *st)
-        on = np.ones(n, dtype=bool) if self.p >= 1 else rng.bernoulli(
-            seed, epoch, indices, rng.stream_id(pos, 6), self.p)  # fmt: skip
+        on = (
+            np.ones(n, dtype=bool)
+            if self.p >= 1
+            else rng.bernoulli(seed, epoch, indices, rng.stream_id(pos, 6), self.p)
+        )
         c, si = np.cos(a), np.sin(a)
         # forward map F = T R Sh S (input frame -> output frame); sampling needs F^-1
         fwd = np.zeros((n, 3, 3))

@@ -73,8 +73,14 @@ def size_hw(name: str, value) -> tuple[int, int]:
     return s, s
 
 
-def interval(name: str, value, lo: float | None = None, hi: float | None = None, *,
-             symmetric_about: float | None = None) -> tuple[float, float]:  # fmt: skip
+def interval(
+    name: str,
+    value,
+    lo: float | None = None,
+    hi: float | None = None,
+    *,
+    symmetric_about: float | None = None,
+) -> tuple[float, float]:
     """A (low, high) range. A scalar x means [c - x, c + x] with c = ``symmetric_about``."""
     if isinstance(value, (tuple, list)):
         if len(value) != 2:

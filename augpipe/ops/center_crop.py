@@ -21,7 +21,7 @@ def resized_dims(H: np.ndarray, W: np.ndarray, short: np.ndarray | int):
 
 
 def fit_dims(H: np.ndarray, W: np.ndarray, short_side: int | None, min_hw: tuple[int, int]):
-    """Resized dims for a crop of ``min_hw``: the short side rule, then upscale if still too small."""
+    """Resized dims for a ``min_hw`` crop: the short side rule, then upscale if still too small."""
     if short_side:
         nh, nw = resized_dims(H, W, short_side)
     else:

@@ -39,10 +39,16 @@ class ColorJitter(Op):
     def color(self, indices, seed: int, epoch: int, pos: int):
         n = len(indices)
         f = [
-            uniform_in(rng, seed, epoch, indices, rng.stream_id(pos, slot),
-                       *interval(name, getattr(self, name), 0.0, None, symmetric_about=1.0))
+            uniform_in(
+                rng,
+                seed,
+                epoch,
+                indices,
+                rng.stream_id(pos, slot),
+                *interval(name, getattr(self, name), 0.0, None, symmetric_about=1.0),
+            )
             for slot, name in enumerate(("brightness", "contrast", "saturation"))
-        ]  # fmt: skip
+        ]
         b, c, s = (x[:, None, None] for x in f)
         eye = np.eye(3)[None]
         grey = np.ones((3, 1)) @ GREY[None, :]  # row i of grey(x) * 1: every channel gets luma

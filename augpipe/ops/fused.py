@@ -8,6 +8,8 @@
   factors), leaving bilinear at most a 2x step. JPEG records usually arrive already reduced by
   the DCT-scaled decode (``augpipe.decode``), so this is mostly for raw records.
 - Contrast needs the mean colour: it is estimated on the source crop (``region_mean``).
+
+The per-sample decisions run in Numba too (``_render``), so a sample costs one Python call.
 """
 
 from __future__ import annotations
@@ -15,64 +17,40 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numba import njit
 
 from augpipe.ops import kernels
 
-_GRID = np.linspace(0.0, 1.0, 17)
+_GRID = 17  # the map's bounding box is taken over a 17 x 17 grid of output points
 
 
-def _reduce(src, y0: int, y1: int, x0: int, x1: int, fy: int, fx: int) -> np.ndarray:
-    out = np.empty((-(-(y1 - y0) // fy), -(-(x1 - x0) // fx), 3), dtype=np.uint8)
+@njit(nogil=True, cache=True)
+def _reduce(src, y0, y1, x0, x1, fy, fx):
+    out = np.empty(((y1 - y0 + fy - 1) // fy, (x1 - x0 + fx - 1) // fx, 3), np.uint8)
     kernels.box_reduce(src, y0, x0, fy, fx, out)
     return out
 
 
-def _colour(rec, src, bgr, region):
-    cmat = rec["cmat"]
-    coff = rec["coff"]
-    if rec["color"] and np.any(rec["cmean"] != 0):
-        mu = kernels.region_mean(src, bgr, *region)
-        coff = (coff + rec["cmean"] @ mu.astype(np.float32)).astype(np.float32)
-    return cmat, coff
+@njit(nogil=True, cache=True)
+def _offset(src, bgr, y0, y1, x0, x1, coff, cmean, color):
+    """The colour offset: coff + cmean @ (mean RGB of the region), when contrast asks for it."""
+    off = coff.copy()
+    if color and np.any(cmean != 0):
+        mu = kernels.region_mean(src, bgr, y0, y1, x0, x1)
+        for i in range(3):
+            off[i] += cmean[i, 0] * mu[0] + cmean[i, 1] * mu[1] + cmean[i, 2] * mu[2]
+    return off
 
 
-def render(src: np.ndarray, bgr: bool, rec, out: np.ndarray, fill: float = 0.0,
-           src_scale: tuple[float, float] = (1.0, 1.0)) -> None:  # fmt: skip
-    """Write the record's K crops of ``src`` (HWC uint8, C-contiguous) into ``out`` (K, H, W, 3).
-
-    ``src_scale`` = (sy, sx): full-size edge coordinate / ``src`` edge coordinate, for a source
-    decoded at a reduced DCT scale (the record's maps address the full-size image).
-    """
-    h, w = src.shape[:2]
-    H, W = out.shape[1:3]
-    A1 = rec["A1"]
-    k = float(rec["k"])
-    for j in range(out.shape[0]):
-        A2 = rec["A2"][j].copy()
-        A2[0] /= src_scale[1]
-        A2[1] /= src_scale[0]
-        A = A2 @ A1
-        if k == 0.0 and A[0, 1] == 0.0 and A[1, 0] == 0.0 and _inside(A, h, w, H, W):
-            _render_axis(src, bgr, rec, A, h, w, H, W, out[j])
-        else:
-            _render_warp(src, bgr, rec, A1, k, A2, h, w, H, W, fill, out[j])
-
-
-def _inside(A, h, w, H, W) -> bool:
-    """Whether an axis-aligned map stays within the source (else the warp fills the outside)."""
-    sx, sy = abs(A[0, 0]) * W / 2, abs(A[1, 1]) * H / 2
-    eps = 1e-6
-    return (A[0, 2] - sx >= -eps and A[0, 2] + sx <= w + eps and A[1, 2] - sy >= -eps
-            and A[1, 2] + sy <= h + eps)  # fmt: skip
-
-
-def _render_axis(src, bgr, rec, A, h, w, H, W, out):
+@njit(nogil=True, cache=True)
+def _render_axis(src, bgr, A, cmat, coff, cmean, color, out):
+    h, w = src.shape[0], src.shape[1]
+    H, W = out.shape[0], out.shape[1]
     sx, sy = abs(A[0, 0]), abs(A[1, 1])
-    lo_x, hi_x = A[0, 2] - sx * W / 2, A[0, 2] + sx * W / 2
-    lo_y, hi_y = A[1, 2] - sy * H / 2, A[1, 2] + sy * H / 2
-    x0, x1 = min(max(math.floor(lo_x), 0), w - 1), max(min(math.ceil(hi_x), w), 1)
-    y0, y1 = min(max(math.floor(lo_y), 0), h - 1), max(min(math.ceil(hi_y), h), 1)
-    x1, y1 = max(x1, x0 + 1), max(y1, y0 + 1)
+    x0 = min(max(math.floor(A[0, 2] - sx * W / 2), 0), w - 1)
+    x1 = max(min(math.ceil(A[0, 2] + sx * W / 2), w), x0 + 1)
+    y0 = min(max(math.floor(A[1, 2] - sy * H / 2), 0), h - 1)
+    y1 = max(min(math.ceil(A[1, 2] + sy * H / 2), h), y0 + 1)
     fx = int(sx) if sx > 2.0 else 1
     fy = int(sy) if sy > 2.0 else 1
     ax, bx0, ay, by0 = A[0, 0], A[0, 2], A[1, 1], A[1, 2]
@@ -80,43 +58,108 @@ def _render_axis(src, bgr, rec, A, h, w, H, W, out):
         src = _reduce(src, y0, y1, x0, x1, fy, fx)
         ax, bx0 = ax / fx, (bx0 - x0) / fx
         ay, by0 = ay / fy, (by0 - y0) / fy
-        region = (0, src.shape[0], 0, src.shape[1])
-    else:
-        region = (y0, y1, x0, x1)
-    cmat, coff = _colour(rec, src, bgr, region)
+        y0, y1, x0, x1 = 0, src.shape[0], 0, src.shape[1]
+    off = _offset(src, bgr, y0, y1, x0, x1, coff, cmean, color)
     # centre coordinate of output pixel o: a (o + 0.5 - n/2) + b - 0.5
-    kernels.resize_axis(src, bgr, ax, ax * (0.5 - W / 2) + bx0 - 0.5, ay,
-                        ay * (0.5 - H / 2) + by0 - 0.5, cmat, coff, bool(rec["color"]), out)  # fmt: skip
+    bx = ax * (0.5 - W / 2) + bx0 - 0.5
+    by = ay * (0.5 - H / 2) + by0 - 0.5
+    kernels.resize_axis(src, bgr, ax, bx, ay, by, cmat, off, color, out)
 
 
-def source_points(A1, k, A2, H: int, W: int) -> np.ndarray:
-    """Source edge coordinates (2, n) of a grid of output points, border included."""
-    gx, gy = np.meshgrid(_GRID * W - W / 2, _GRID * H - H / 2)
-    p = np.stack([gx.ravel(), gy.ravel(), np.ones(gx.size)])
-    q = A1 @ p
+@njit(nogil=True, cache=True)
+def _map_point(A1, k, A2, X, Y, inv_r2):
+    u = A1[0, 0] * X + A1[0, 1] * Y + A1[0, 2]
+    v = A1[1, 0] * X + A1[1, 1] * Y + A1[1, 2]
     if k != 0.0:
-        q[:2] *= 1.0 + k * (q[0] ** 2 + q[1] ** 2) / ((W / 2) ** 2 + (H / 2) ** 2)
-    return (A2 @ q)[:2]
+        s = 1.0 + k * (u * u + v * v) * inv_r2
+        u *= s
+        v *= s
+    return A2[0, 0] * u + A2[0, 1] * v + A2[0, 2], A2[1, 0] * u + A2[1, 1] * v + A2[1, 2]
 
 
-def _render_warp(src, bgr, rec, A1, k, A2, h, w, H, W, fill, out):
-    L = A2[:2, :2] @ A1[:2, :2]
-    s = min(math.hypot(L[0, 0], L[1, 0]), math.hypot(L[0, 1], L[1, 1]))
-    s *= 1.0 + 3.0 * k if k < 0 else 1.0
+@njit(nogil=True, cache=True)
+def _render_warp(src, bgr, A1, k, A2, fill, cmat, coff, cmean, color, out):
+    h, w = src.shape[0], src.shape[1]
+    H, W = out.shape[0], out.shape[1]
+    s = min(math.hypot(A2[0, 0] * A1[0, 0] + A2[0, 1] * A1[1, 0],
+                       A2[1, 0] * A1[0, 0] + A2[1, 1] * A1[1, 0]),
+            math.hypot(A2[0, 0] * A1[0, 1] + A2[0, 1] * A1[1, 1],
+                       A2[1, 0] * A1[0, 1] + A2[1, 1] * A1[1, 1]))  # fmt: skip
+    if k < 0:
+        s *= 1.0 + 3.0 * k  # the radial step r (1 + k r^2) shrinks to 1 + 3k at the corners
     f = int(s) if s > 2.0 else 1
-    pts = source_points(A1, k, A2, H, W)
+    inv_r2 = 1.0 / ((W / 2) ** 2 + (H / 2) ** 2)
+    lo_x = lo_y = np.inf
+    hi_x = hi_y = -np.inf
+    for i in range(_GRID):  # bounding box of the map over a grid of output points, border included
+        for j in range(_GRID):
+            px, py = _map_point(A1, k, A2, W * (j / (_GRID - 1) - 0.5), H * (i / (_GRID - 1) - 0.5),
+                                inv_r2)  # fmt: skip
+            lo_x, hi_x = min(lo_x, px), max(hi_x, px)
+            lo_y, hi_y = min(lo_y, py), max(hi_y, py)
     pad = 2 * f + 1
-    x0 = min(max(math.floor(pts[0].min()) - pad, 0), w - 1)
-    x1 = max(min(math.ceil(pts[0].max()) + pad, w), x0 + 1)
-    y0 = min(max(math.floor(pts[1].min()) - pad, 0), h - 1)
-    y1 = max(min(math.ceil(pts[1].max()) + pad, h), y0 + 1)
+    lo_x, hi_x = max(min(lo_x, 1e9), -1e9), max(min(hi_x, 1e9), -1e9)
+    lo_y, hi_y = max(min(lo_y, 1e9), -1e9), max(min(hi_y, 1e9), -1e9)
+    x0 = min(max(math.floor(lo_x) - pad, 0), w - 1)
+    x1 = max(min(math.ceil(hi_x) + pad, w), x0 + 1)
+    y0 = min(max(math.floor(lo_y) - pad, 0), h - 1)
+    y1 = max(min(math.ceil(hi_y) + pad, h), y0 + 1)
+    B = A2.copy()
     if f > 1:
         src = _reduce(src, y0, y1, x0, x1, f, f)
-        A2 = A2.copy()
-        A2[0] = (A2[0] - np.array([0.0, 0.0, x0])) / f
-        A2[1] = (A2[1] - np.array([0.0, 0.0, y0])) / f
-        region = (0, src.shape[0], 0, src.shape[1])
-    else:
-        region = (y0, y1, x0, x1)
-    cmat, coff = _colour(rec, src, bgr, region)
-    kernels.warp(src, bgr, *region, A1, k, A2, fill, cmat, coff, bool(rec["color"]), out)
+        for c in range(3):
+            B[0, c] /= f
+            B[1, c] /= f
+        B[0, 2] -= x0 / f
+        B[1, 2] -= y0 / f
+        y0, y1, x0, x1 = 0, src.shape[0], 0, src.shape[1]
+    off = _offset(src, bgr, y0, y1, x0, x1, coff, cmean, color)
+    kernels.warp(src, bgr, y0, y1, x0, x1, A1, k, B, fill, cmat, off, color, out)
+
+
+@njit(nogil=True, cache=True)
+def _matmul3(a, b):  # numba's @ needs scipy's BLAS; a 3x3 product does not
+    c = np.zeros((3, 3))
+    for i in range(3):
+        for j in range(3):
+            c[i, j] = a[i, 0] * b[0, j] + a[i, 1] * b[1, j] + a[i, 2] * b[2, j]
+    return c
+
+
+@njit(nogil=True, cache=True)
+def _render(src, bgr, A2s, A1, k, cmat, coff, cmean, color, fill, sy, sx, out):
+    h, w = src.shape[0], src.shape[1]
+    H, W = out.shape[1], out.shape[2]
+    for j in range(out.shape[0]):
+        A2 = A2s[j].copy()
+        for c in range(3):  # full-size -> decoded edge coordinates
+            A2[0, c] /= sx
+            A2[1, c] /= sy
+        A = _matmul3(A2, A1)
+        if k == 0.0 and A[0, 1] == 0.0 and A[1, 0] == 0.0:
+            ex, ey = abs(A[0, 0]) * W / 2, abs(A[1, 1]) * H / 2
+            inside = (A[0, 2] - ex >= -1e-6 and A[0, 2] + ex <= w + 1e-6
+                      and A[1, 2] - ey >= -1e-6 and A[1, 2] + ey <= h + 1e-6)  # fmt: skip
+            if inside:
+                _render_axis(src, bgr, A, cmat, coff, cmean, color, out[j])
+                continue
+        _render_warp(src, bgr, A1, k, A2, fill, cmat, coff, cmean, color, out[j])
+
+
+def render(
+    src: np.ndarray,
+    bgr: bool,
+    rec,
+    out: np.ndarray,
+    fill: float = 0.0,
+    src_scale: tuple[float, float] = (1.0, 1.0),
+) -> None:
+    """Write the record's K crops of ``src`` (HWC uint8, C-contiguous) into ``out`` (K, H, W, 3).
+
+    ``src_scale`` = (sy, sx): full-size edge coordinate / ``src`` edge coordinate, for a source
+    decoded at a reduced DCT scale (the record's maps address the full-size image).
+    """
+    _render(src, bool(bgr), np.ascontiguousarray(rec["A2"]), np.ascontiguousarray(rec["A1"]),
+            float(rec["k"]), np.ascontiguousarray(rec["cmat"]), np.ascontiguousarray(rec["coff"]),
+            np.ascontiguousarray(rec["cmean"]), bool(rec["color"]), float(fill),
+            float(src_scale[0]), float(src_scale[1]), out)  # fmt: skip

@@ -113,8 +113,9 @@ def warp(src, bgr, y0, y1, x0, x1, A1, k, A2, fill, cmat, coff, color, out):
 
     Coordinates start centred on the output in pixel units; r is normalised by the output's
     half-diagonal. Only the region [y0, y1) x [x0, x1) of ``src`` is read (the caller bounds the
-    map with it): it is first converted to float32 RGB, so the per-pixel gathers need no
-    conversions. Neighbours outside the region count as ``fill`` (cv2.BORDER_CONSTANT).
+    map with it): it is first converted to float32 (one contiguous, vectorised pass), so the
+    per-pixel gathers need no conversions. Neighbours outside the region count as ``fill``
+    (cv2.BORDER_CONSTANT).
     """
     H, W = out.shape[0], out.shape[1]
     h = y1 - y0
@@ -123,12 +124,12 @@ def warp(src, bgr, y0, y1, x0, x1, A1, k, A2, fill, cmat, coff, color, out):
     reg = np.empty(h * stride + 3, np.float32)
     c0 = 2 if bgr else 0
     c2 = 0 if bgr else 2
-    for y in range(h):
-        row = src[y0 + y]
-        for x in range(w):
-            reg[y * stride + 3 * x] = row[x0 + x, c0]
-            reg[y * stride + 3 * x + 1] = row[x0 + x, 1]
-            reg[y * stride + 3 * x + 2] = row[x0 + x, c2]
+    src2 = src.reshape(src.shape[0], src.shape[1] * 3)
+    for y in range(h):  # contiguous, vectorised; the channel swap happens in the gathers
+        row = src2[y0 + y, x0 * 3 : x1 * 3]
+        base = y * stride
+        for j in range(stride):
+            reg[base + j] = row[j]
     cx = W * 0.5
     cy = H * 0.5
     inv_r2 = 1.0 / (cx * cx + cy * cy)
@@ -169,11 +170,15 @@ def warp(src, bgr, y0, y1, x0, x1, A1, k, A2, fill, cmat, coff, color, out):
                 gy = one - fy
                 i = iy * stride + ix * 3
                 j = i + stride
-                r = (gx * reg[i] + fx * reg[i + 3]) * gy + (gx * reg[j] + fx * reg[j + 3]) * fy
+                r = (gx * reg[i + c0] + fx * reg[i + 3 + c0]) * gy + (
+                    gx * reg[j + c0] + fx * reg[j + 3 + c0]
+                ) * fy
                 gg = (gx * reg[i + 1] + fx * reg[i + 4]) * gy + (
-                    gx * reg[j + 1] + fx * reg[j + 4]) * fy  # fmt: skip
-                bb = (gx * reg[i + 2] + fx * reg[i + 5]) * gy + (
-                    gx * reg[j + 2] + fx * reg[j + 5]) * fy  # fmt: skip
+                    gx * reg[j + 1] + fx * reg[j + 4]
+                ) * fy
+                bb = (gx * reg[i + c2] + fx * reg[i + 3 + c2]) * gy + (
+                    gx * reg[j + c2] + fx * reg[j + 3 + c2]
+                ) * fy
             elif sx <= -1.0 or sy <= -1.0 or sx >= w or sy >= h:
                 r = gg = bb = fl
             else:  # straddles the border: neighbours outside count as fill
@@ -190,9 +195,9 @@ def warp(src, bgr, y0, y1, x0, x1, A1, k, A2, fill, cmat, coff, color, out):
                 gx = one - fx
                 gy = one - fy
                 w00, w01, w10, w11 = gx * gy, fx * gy, gx * fy, fx * fy
-                r = w00 * px[0] + w01 * px[3] + w10 * px[6] + w11 * px[9]
+                r = w00 * px[c0] + w01 * px[3 + c0] + w10 * px[6 + c0] + w11 * px[9 + c0]
                 gg = w00 * px[1] + w01 * px[4] + w10 * px[7] + w11 * px[10]
-                bb = w00 * px[2] + w01 * px[5] + w10 * px[8] + w11 * px[11]
+                bb = w00 * px[c2] + w01 * px[3 + c2] + w10 * px[6 + c2] + w11 * px[9 + c2]
             if color:
                 orow[3 * ox] = _clamp(m00 * r + m01 * gg + m02 * bb + t0)
                 orow[3 * ox + 1] = _clamp(m10 * r + m11 * gg + m12 * bb + t1)

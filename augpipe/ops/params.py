@@ -22,11 +22,19 @@ from augpipe.errors import ConfigError
 
 
 def param_dtype(n_crops: int) -> np.dtype:
-    return np.dtype([
-        ("index", "<i8"), ("src_hw", "<i4", (2,)),
-        ("A2", "<f8", (n_crops, 3, 3)), ("k", "<f8"), ("A1", "<f8", (3, 3)),
-        ("cmat", "<f4", (3, 3)), ("coff", "<f4", (3,)), ("cmean", "<f4", (3, 3)), ("color", "?"),
-    ])  # fmt: skip
+    return np.dtype(
+        [
+            ("index", "<i8"),
+            ("src_hw", "<i4", (2,)),
+            ("A2", "<f8", (n_crops, 3, 3)),
+            ("k", "<f8"),
+            ("A1", "<f8", (3, 3)),
+            ("cmat", "<f4", (3, 3)),
+            ("coff", "<f4", (3,)),
+            ("cmean", "<f4", (3, 3)),
+            ("color", "?"),
+        ]
+    )
 
 
 def crop_matrices(rects: np.ndarray, flips: np.ndarray, out_hw: tuple[int, int]) -> np.ndarray:
@@ -96,8 +104,11 @@ def sample_params(ops, sizes, indices, seed: int, epoch: int) -> np.ndarray:
     rec["coff"] = t
     rec["cmean"] = N
     eye = np.eye(3, dtype=np.float32)
-    rec["color"] = (np.any(rec["cmat"] != eye, axis=(1, 2)) | np.any(rec["coff"] != 0, axis=1)
-                    | np.any(rec["cmean"] != 0, axis=(1, 2)))  # fmt: skip
+    rec["color"] = (
+        np.any(rec["cmat"] != eye, axis=(1, 2))
+        | np.any(rec["coff"] != 0, axis=1)
+        | np.any(rec["cmean"] != 0, axis=(1, 2))
+    )
     return rec
 
 

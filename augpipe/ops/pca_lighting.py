@@ -30,24 +30,33 @@ class PCALighting(Op):
     def __post_init__(self):
         number("PCALighting.std", self.std, 0.0, 10.0)
         if (self.eigval is None) != (self.eigvec is None):
-            raise bad_param("PCALighting.eigval/eigvec", "both or neither",
-                            (self.eigval is not None, self.eigvec is not None),
-                            "pass both, or neither to use the dataset's statistics")  # fmt: skip
+            raise bad_param(
+                "PCALighting.eigval/eigvec",
+                "both or neither",
+                (self.eigval is not None, self.eigvec is not None),
+                "pass both, or neither to use the dataset's statistics",
+            )
         if self.eigval is not None:
             v = np.asarray(self.eigval, dtype=np.float64)
             e = np.asarray(self.eigvec, dtype=np.float64)
             if v.shape != (3,) or not np.all(np.isfinite(v)):
                 raise bad_param("PCALighting.eigval", "3 finite numbers", self.eigval)
             if e.shape != (3, 3) or not np.all(np.isfinite(e)):
-                raise bad_param("PCALighting.eigvec", "a 3x3 matrix (columns = eigenvectors)",
-                                np.shape(self.eigvec))  # fmt: skip
+                raise bad_param(
+                    "PCALighting.eigvec",
+                    "a 3x3 matrix (columns = eigenvectors)",
+                    np.shape(self.eigvec),
+                )
             # hashable, picklable, immutable copies
             object.__setattr__(self, "eigval", tuple(float(x) for x in v))
             object.__setattr__(self, "eigvec", tuple(tuple(float(x) for x in r) for r in e))
 
     def __eq__(self, other) -> bool:
         return isinstance(other, PCALighting) and (self.std, self.eigval, self.eigvec) == (
-            other.std, other.eigval, other.eigvec)  # fmt: skip
+            other.std,
+            other.eigval,
+            other.eigvec,
+        )
 
     def __hash__(self) -> int:
         return hash((self.std, self.eigval, self.eigvec))
@@ -61,8 +70,10 @@ class PCALighting(Op):
             return self
         stats = getattr(dataset, "stats", None) or {}
         if "eigval" not in stats or "eigvec" not in stats:
-            raise ConfigError(f"PCALighting: the dataset {getattr(dataset, 'path', dataset)!s} has "
-                              "no RGB eigen statistics; pass eigval= and eigvec= explicitly")  # fmt: skip
+            raise ConfigError(
+                f"PCALighting: the dataset {getattr(dataset, 'path', dataset)!s} has "
+                "no RGB eigen statistics; pass eigval= and eigvec= explicitly"
+            )
         return replace(self, eigval=stats["eigval"], eigvec=stats["eigvec"])
 
     def color(self, indices, seed: int, epoch: int, pos: int):
@@ -72,8 +83,13 @@ class PCALighting(Op):
                 "pipeline to a packed dataset with pipe.bind(dataset) to use its statistics"
             )
         n = len(indices)
-        alpha = np.stack([rng.normal(seed, epoch, indices, rng.stream_id(pos, i), 0.0, self.std)
-                          for i in range(3)], axis=1)  # fmt: skip
+        alpha = np.stack(
+            [
+                rng.normal(seed, epoch, indices, rng.stream_id(pos, i), 0.0, self.std)
+                for i in range(3)
+            ],
+            axis=1,
+        )
         lam = np.asarray(self.eigval)
         vec = np.asarray(self.eigvec)
         t = 255.0 * (alpha * lam[None, :]) @ vec.T  # sum_i alpha_i lambda_i v_i, v_i = vec[:, i]

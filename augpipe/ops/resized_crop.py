@@ -63,8 +63,9 @@ class RandomResizedCrop(Op):
         # fallback: the largest centre crop whose ratio is clamped into the range
         miss = ~found
         in_r = W / H
-        w_fb = np.where(in_r < self.ratio[0], W, np.where(in_r > self.ratio[1],
-                        np.round(H * self.ratio[1]), W))  # fmt: skip
+        w_fb = np.where(
+            in_r < self.ratio[0], W, np.where(in_r > self.ratio[1], np.round(H * self.ratio[1]), W)
+        )
         h_fb = np.where(in_r < self.ratio[0], np.round(W / self.ratio[0]), H)
         cw[miss] = w_fb[miss]
         ch[miss] = h_fb[miss]

@@ -1,4 +1,4 @@
-"""ScaleJitter: the ResNet recipe: short side resized to L ~ U{lo..hi}, a random size x size patch."""
+"""ScaleJitter (ResNet): short side resized to L ~ U{lo..hi}, then a random size x size patch."""
 
 from __future__ import annotations
 
@@ -35,8 +35,12 @@ class ScaleJitter(Op):
         if lo > hi:
             raise bad_param("ScaleJitter.short_side", "low <= high", self.short_side)
         if lo < s:
-            raise bad_param("ScaleJitter.short_side", f"low >= size ({s})", self.short_side,
-                            f"use short_side=({s}, {max(hi, s)}) or a smaller size")  # fmt: skip
+            raise bad_param(
+                "ScaleJitter.short_side",
+                f"low >= size ({s})",
+                self.short_side,
+                f"use short_side=({s}, {max(hi, s)}) or a smaller size",
+            )
 
     @property
     def out_hw(self) -> tuple[int, int]:

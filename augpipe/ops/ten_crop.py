@@ -73,8 +73,12 @@ class MultiScaleTenCrop(Op):
             raise bad_param("MultiScaleTenCrop.scales", "a non-empty tuple of ints", self.scales)
         for i, s in enumerate(self.scales):
             if positive_int(f"MultiScaleTenCrop.scales[{i}]", s) < self.size:
-                raise bad_param(f"MultiScaleTenCrop.scales[{i}]", f"a short side >= size "
-                                f"({self.size})", s, "drop it or lower size")  # fmt: skip
+                raise bad_param(
+                    f"MultiScaleTenCrop.scales[{i}]",
+                    f"a short side >= size ({self.size})",
+                    s,
+                    "drop it or lower size",
+                )
 
     @property
     def out_hw(self) -> tuple[int, int]:
@@ -87,5 +91,7 @@ class MultiScaleTenCrop(Op):
     def frames(self, sizes: np.ndarray, indices: np.ndarray, seed: int, epoch: int, pos: int):
         H, W = sizes[:, 0].astype(np.float64), sizes[:, 1].astype(np.float64)
         parts = [_ten(H, W, *fit_dims(H, W, L, self.out_hw), self.out_hw) for L in self.scales]
-        return (np.concatenate([p[0] for p in parts], axis=1),
-                np.concatenate([p[1] for p in parts], axis=1))  # fmt: skip
+        return (
+            np.concatenate([p[0] for p in parts], axis=1),
+            np.concatenate([p[1] for p in parts], axis=1),
+        )

@@ -57,6 +57,7 @@ class TrainConfig:
     seed: int = 0
     val_fraction: float = 0.1
     steps_per_epoch: int | None = None
+    subset: int | None = None
     prefetch: int | None = None
     progress: bool = True
 
@@ -113,6 +114,8 @@ class TrainConfig:
             raise bad_param("--min-scale", "an area fraction in (0, 1]", self.min_scale)
         if not 0.0 < self.val_fraction < 1.0:
             raise bad_param("--val-fraction", "a number in (0, 1)", self.val_fraction)
+        if self.subset is not None:
+            _positive_int("--subset", self.subset, minimum=2)
         if self.steps_per_epoch is not None:
             _positive_int("--steps-per-epoch", self.steps_per_epoch)
         if self.weight_decay < 0 or self.momentum < 0:

@@ -46,6 +46,14 @@ class SubsetDataset:
         self.base.close()
 
 
+def random_subset(dataset, n: int, seed: int):
+    """A deterministic random ``n`` of the dataset's records (kept in index order), or itself."""
+    if n >= len(dataset):
+        return dataset
+    keys = rng.bits(seed, 0, np.arange(len(dataset), dtype=np.uint64), stream=_SPLIT_STREAM + 1)
+    return SubsetDataset(dataset, np.sort(np.argsort(keys, kind="stable")[:n]))
+
+
 def split_indices(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(train, val) index arrays, sorted; at least one val record per class with ≥ 2 records."""
     labels = np.asarray(labels)

@@ -27,7 +27,7 @@ from augpipe.train.optim import (
     frozen_stages,
     set_train_mode,
 )
-from augpipe.train.split import SubsetDataset, split_indices
+from augpipe.train.split import SubsetDataset, random_subset, split_indices
 from augpipe.train.tta import VIEWS, val_pipeline
 
 AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -41,7 +41,16 @@ def train_pipeline(res: int, min_scale: float = 0.08, flip: bool = True):
 
 
 def open_datasets(cfg: TrainConfig):
-    """(train, val, how the val set was made)."""
+    """(train, val, how the val set was made); ``--subset N`` keeps N train and N/10 val images."""
+    train_ds, val_ds, source = _open_datasets(cfg)
+    if cfg.subset is not None:
+        train_ds = random_subset(train_ds, cfg.subset, cfg.seed)
+        val_ds = random_subset(val_ds, max(1, cfg.subset // 10), cfg.seed)
+        source += f", subset of {len(train_ds)} train / {len(val_ds)} val images"
+    return train_ds, val_ds, source
+
+
+def _open_datasets(cfg: TrainConfig):
     from augpipe.format.dataset import ShardDataset
 
     train_ds = ShardDataset(cfg.data)

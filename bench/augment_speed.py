@@ -1,0 +1,217 @@
+"""Decode + augment speed per core: augpipe's crop-aware decode and fused kernels vs OpenCV and
+torchvision v2, on the same images.
+
+    python bench/augment_speed.py [--packed /work/corpus/packed] [--photos /work/corpus/photos]
+        [--images 500] [--repeats 5] [--no-write] [--skip-peers]
+
+Everything runs in this one process on one core (cv2.setNumThreads(1); Numba kernels are
+single-threaded), over the same records of the packed corpus; the torchvision v2 peer
+(``/work/peers/tv``) decodes the same photos from the ImageFolder the corpus was packed from.
+Rows:
+
+- ``cv2.imdecode`` alone (full decode): the rate the standard pipeline should reach;
+- ``cv2.imdecode + crop + cv2.resize + flip``, using augpipe's own drawn crop rectangles;
+- augpipe standard: ``RandomResizedCrop(224) + HorizontalFlip`` via ``run_batch``;
+- augpipe full: standard + Affine + LensDistortion + ColorJitter + PCALighting;
+- the same two augpipe pipelines on pre-decoded images (``apply``), to separate decode from warp;
+- torchvision v2 ``decode_jpeg + v2.RandomResizedCrop + v2.RandomHorizontalFlip``, one process.
+
+Medians of ``--repeats`` interleaved timed passes after one warm-up pass; results go to
+bench/RESULTS.md (section "Augment speed") unless --no-write.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from augpipe import transforms as T  # noqa: E402
+from augpipe.format.dataset import ShardDataset  # noqa: E402
+from bench.common import (  # noqa: E402
+    PeerError,
+    machine_metadata,
+    metadata_line,
+    run_peer,
+    summarize,
+    write_results_section,
+)
+
+
+def pipelines(size: int):
+    std = T.Compose([T.RandomResizedCrop(size), T.HorizontalFlip()])
+    full = T.Compose(
+        [
+            T.RandomResizedCrop(size),
+            T.HorizontalFlip(),
+            T.Affine(rotate=10, shear=5, translate=0.05, stretch=(0.9, 1.1)),
+            T.LensDistortion((-0.2, 0.2)),
+            T.ColorJitter(0.4, 0.4, 0.4),
+            T.PCALighting(0.1),
+        ]
+    )
+    return std, full
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--packed", default="/work/corpus/packed")
+    ap.add_argument("--photos", default="/work/corpus/photos")
+    ap.add_argument("--images", type=int, default=500)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--tv-venv", default="/work/peers/tv")
+    ap.add_argument("--skip-peers", action="store_true")
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args()
+
+    cv2.setNumThreads(1)
+    ds = ShardDataset(args.packed)
+    n = min(args.images, len(ds))
+    idx = np.arange(n, dtype=np.int64)
+    std, full = (p.bind(ds) for p in pipelines(args.size))
+    S = args.size
+    out = np.empty((args.batch, S, S, 3), np.uint8)
+    load0 = os.getloadavg()[0]
+
+    def run(pipe):
+        def fn():
+            for s in range(0, n, args.batch):
+                b = idx[s : s + args.batch]
+                pipe.run_batch(ds, b, 0, 0, out[: len(b)])
+
+        return fn
+
+    recs = std.sample_params(ds.sizes[idx], idx, 0, 0)
+    rects = [(r["A2"][0]) for r in recs]
+
+    def cv2_decode():
+        for i in idx:
+            cv2.imdecode(ds.raw(int(i)), cv2.IMREAD_COLOR)
+
+    def cv2_pipeline():
+        for j, i in enumerate(idx):
+            img = cv2.imdecode(ds.raw(int(i)), cv2.IMREAD_COLOR)
+            A = rects[j]
+            w, h = abs(A[0, 0]) * S, A[1, 1] * S
+            x0, y0 = int(round(A[0, 2] - w / 2)), int(round(A[1, 2] - h / 2))
+            crop = img[y0 : y0 + int(round(h)), x0 : x0 + int(round(w))]
+            res = cv2.resize(crop, (S, S), interpolation=cv2.INTER_LINEAR)
+            if j & 1:
+                res = cv2.flip(res, 1)
+            cv2.cvtColor(res, cv2.COLOR_BGR2RGB)
+
+    decoded = [ds.image(int(i)) for i in idx]
+
+    def apply_only(pipe):
+        def fn():  # parameters drawn per batch, as run_batch does
+            for s in range(0, n, args.batch):
+                b = idx[s : s + args.batch]
+                recs = pipe.sample_params(ds.sizes[b], b, 0, 0)
+                for j, i in enumerate(b):
+                    pipe.apply(decoded[int(i)], recs[j])
+
+        return fn
+
+    def cv2_resize_only():
+        for j in range(n):
+            A = rects[j]
+            img = decoded[j]
+            w, h = abs(A[0, 0]) * S, A[1, 1] * S
+            x0, y0 = int(round(A[0, 2] - w / 2)), int(round(A[1, 2] - h / 2))
+            cv2.flip(cv2.resize(img[y0 : y0 + int(round(h)), x0 : x0 + int(round(w))], (S, S)), 1)
+
+    fns = {
+        "cv2.imdecode only (full decode)": cv2_decode,
+        "cv2.imdecode + crop + cv2.resize + flip + BGR->RGB": cv2_pipeline,
+        "augpipe standard: RandomResizedCrop 224 + flip": run(std),
+        "augpipe full: + Affine + Lens + ColorJitter + PCALighting": run(full),
+        "augment only: cv2 crop + resize + flip (decoded images)": cv2_resize_only,
+        "augment only: augpipe standard (decoded images)": apply_only(std),
+        "augment only: augpipe full (decoded images)": apply_only(full),
+    }
+    # interleaved: each repeat times every row once, so a change in the machine's load hits
+    # all rows alike (the machine is shared); the first pass is the discarded warm-up
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for rep in range(args.repeats + 1):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            if rep:
+                times[name].append(n / (time.perf_counter() - t0))
+    rows = {name: summarize(r) for name, r in times.items()}
+    peer_note = ""
+    if not args.skip_peers:
+        try:
+            res = run_peer(
+                args.tv_venv,
+                "torchvision_loader.py",
+                [
+                    args.photos,
+                    "--version",
+                    "v2",
+                    "--decode-augment",
+                    "--images",
+                    str(n),
+                    "--repeats",
+                    str(args.repeats),
+                    "--size",
+                    str(S),
+                ],
+            )
+            rows["torchvision v2: decode_jpeg + RandomResizedCrop + flip"] = {
+                "median": res["median"],
+                "min": min(res["rates"]),
+                "max": max(res["rates"]),
+                "rates": res["rates"],
+            }
+            peer_note = f" torchvision peer: {json.dumps(res.get('versions', {}))}."
+        except PeerError as exc:
+            peer_note = f" torchvision peer not run: {str(exc).splitlines()[0]}"
+    load1 = os.getloadavg()[0]
+
+    base = rows["cv2.imdecode only (full decode)"]["median"]
+    std_rate = rows["augpipe standard: RandomResizedCrop 224 + flip"]["median"]
+    full_rate = rows["augpipe full: + Affine + Lens + ColorJitter + PCALighting"]["median"]
+    lines = [
+        "| what (one core) | images/s median | min–max | vs cv2.imdecode only |",
+        "|---|---|---|---|",
+    ]
+    for name, r in rows.items():
+        lines.append(
+            f"| {name} | {r['median']:,.0f} | {r['min']:,.0f}–{r['max']:,.0f} | "
+            f"{r['median'] / base:.2f}× |"
+        )
+    lines += [
+        "",
+        f"Targets: standard ≥ cv2.imdecode-only rate: {std_rate / base:.2f}× "
+        f"({'met' if std_rate >= base else 'not met'}); full pipeline cost ≤ 1.5× standard: "
+        f"{std_rate / full_rate:.2f}× ({'met' if std_rate / full_rate <= 1.5 else 'not met'}).",
+        "",
+        f"{n} records of `{args.packed}` (JPEG), {args.repeats} interleaved timed passes after "
+        f"1 warm-up, "
+        f"batches of {args.batch}, output {S}×{S} uint8. Load average during the run: "
+        f"{load0:.1f} → {load1:.1f} on a shared machine (other engineers' jobs were running: "
+        f"absolute rates are noisy, the ratios between rows of one run are the figures to use)."
+        + peer_note,
+        "",
+        metadata_line(machine_metadata()),
+    ]
+    md = "\n".join(lines)
+    print(md)
+    if not args.no_write:
+        write_results_section("Augment speed", md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

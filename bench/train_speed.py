@@ -1,0 +1,176 @@
+"""End-to-end training speed of ``augpipe train``: images/s and data-wait fraction.
+
+    python bench/train_speed.py [--data /work/corpus/packed] [--device cpu|cuda] [--no-write]
+
+For each configuration, one run of the real trainer on the packed photo corpus (a fixed random
+subset so epochs are short and whole), ``--epochs`` epochs, the first discarded (worker
+start-up, Numba cache load, cuDNN autotuning); median and range of the later epochs' images/s
+and data-wait fraction. Beside it, in the same process, the **model-only** rate: the same
+model, optimiser and precision stepping on one synthetic batch held on the device (the loader
+replaced by fake data), so ``e2e / model-only`` says how much of the model's speed the data
+pipeline delivers.
+
+CPU (default): small_cnn at 32 and 64 px, resnet18 at 224. ``--device cuda`` (a GPU machine):
+ResNet-50, bf16 autocast, channels_last, 224 px, batch 256, with cudnn.benchmark on and off.
+Writes the ``## Train speed`` section of bench/RESULTS.md (CPU) or ``## Train speed (GPU)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import machine_metadata, metadata_line, write_results_section  # noqa: E402
+
+CPU_CONFIGS = [
+    {"name": "small_cnn 32 px", "model": "small_cnn", "res": 32, "batch_size": 128, "subset": 1536},
+    {"name": "small_cnn 64 px", "model": "small_cnn", "res": 64, "batch_size": 128, "subset": 768},
+    {"name": "resnet18 224 px", "model": "resnet18", "res": 224, "batch_size": 32, "subset": 128},
+]
+CUDA_CONFIGS = [
+    {"name": "resnet50 224 px bf16 channels_last", "model": "resnet50", "res": 224,
+     "batch_size": 256, "subset": 256 * 12, "amp": "bf16", "channels_last": True},
+    {"name": "resnet50 224 px bf16 channels_last, cudnn.benchmark off", "model": "resnet50",
+     "res": 224, "batch_size": 256, "subset": 256 * 12, "amp": "bf16", "channels_last": True,
+     "cudnn_benchmark": False},
+]  # fmt: skip
+
+
+def run_config(data: str, conf: dict, device: str, epochs: int, workers: int | None) -> dict:
+    from augpipe.train import TrainConfig, train
+
+    kw = {k: v for k, v in conf.items() if k != "name"}
+    load = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="augpipe-train-speed-") as tmp:
+        cfg = TrainConfig(data, epochs=epochs, device=device, workers=workers, out=tmp,
+                          progress=False, **kw)  # fmt: skip
+        summary = train(cfg)
+        lines = (Path(tmp) / "metrics.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines][1:]  # first epoch: warm-up
+    rates = [r["images_per_s"] for r in records]
+    waits = [r["data_wait_fraction"] for r in records]
+    model_only = model_only_rate(conf, device)
+    e2e = statistics.median(rates)
+    return {
+        "name": conf["name"],
+        "config": kw | {"epochs": epochs, "workers": workers},
+        "e2e_images_per_s": e2e,
+        "e2e_rates": rates,
+        "data_wait_fraction": statistics.median(waits),
+        "data_waits": waits,
+        "model_only_images_per_s": model_only,
+        "ratio_e2e_to_model_only": e2e / model_only,
+        "peak_memory_mb": summary["peak_memory_mb"],
+        "memory_kind": summary["memory_kind"],
+        "load_average_before": load,
+    }
+
+
+def model_only_rate(conf: dict, device: str, steps: int = 6, repeats: int = 3) -> float:
+    """Median images/s of training steps on one synthetic batch already on the device."""
+    import torch
+
+    from augpipe.models import get_model
+    from augpipe.train.loop import StepContext, train_epoch
+    from augpipe.train.optim import build_optimizer, build_scheduler
+
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = conf.get("cudnn_benchmark", True)
+    b, res = conf["batch_size"], conf["res"]
+    model = get_model(conf["model"], 10, zero_init_residual=True).to(dev)
+    if conf.get("channels_last"):
+        model.to(memory_format=torch.channels_last)
+    opt = build_optimizer(model, lr=0.01)
+    sched = build_scheduler(opt, 10**6, 0)
+    amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(conf.get("amp", "none"))
+    scaler = torch.amp.GradScaler("cuda") if conf.get("amp") == "fp16" else None
+    ctx = StepContext(dev, amp, scaler, conf.get("channels_last", False))
+    images = torch.randn(b, 3, res, res, device=dev)
+    labels = torch.randint(0, 10, (b,), device=dev)
+    fake = [(images, labels)] * steps
+    crit = torch.nn.CrossEntropyLoss()
+    model.train()
+    train_epoch(model, fake[:2], opt, sched, crit, ctx)  # warm-up
+    rates = []
+    for _ in range(repeats):
+        out = train_epoch(model, fake, opt, sched, crit, ctx)
+        rates.append(out["images"] / out["seconds"])
+    return statistics.median(rates)
+
+
+def markdown(results: list[dict], meta: dict, device: str, data: str, epochs: int) -> str:
+    rows = [
+        "| configuration | batch | e2e images/s (median, range) | data wait | model-only "
+        "images/s | e2e / model-only | peak memory | load avg |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        lo, hi = min(r["e2e_rates"]), max(r["e2e_rates"])
+        rows.append(
+            f"| {r['name']} | {r['config']['batch_size']} | {r['e2e_images_per_s']:.0f} "
+            f"({lo:.0f}–{hi:.0f}) | {r['data_wait_fraction']:.0%} | "
+            f"{r['model_only_images_per_s']:.0f} | {r['ratio_e2e_to_model_only']:.2f} | "
+            f"{r['peak_memory_mb']:.0f} MB ({r['memory_kind']}) | {r['load_average_before']:.1f} |"
+        )
+    return "\n".join(
+        [
+            "`python bench/train_speed.py" + (" --device cuda" if device == "cuda" else "") + "`"
+            f": the real trainer on `{data}` (a fixed random subset per configuration), "
+            f"{epochs} epochs, first discarded, median of the rest; SGD + Nesterov, fp32 unless "
+            "said. *Data wait* = time blocked in `next(loader)` ÷ step time. *Model-only* = the "
+            "same steps on one synthetic batch held on the device (no loader). Load avg = the "
+            "machine's 1-minute load average before the run (the machine is shared: above the "
+            "core count, other processes were competing for the cores).",
+            "",
+            *rows,
+            "",
+            metadata_line(meta),
+        ]
+    )
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default="/work/corpus/packed", help="packed dataset")
+    ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    ap.add_argument("--epochs", type=int, default=4, help="per configuration (first discarded)")
+    ap.add_argument("--workers", type=int, default=None, help="loader workers (default: cores)")
+    ap.add_argument("--only", default=None, help="run configurations whose name contains this")
+    ap.add_argument("--no-write", action="store_true", help="print only, leave RESULTS.md")
+    args = ap.parse_args()
+    if not Path(args.data, "manifest.json").exists():
+        print(f"train_speed: {args.data} is not a packed dataset; make it with "
+              "tools/make_photo_corpus.py and augpipe pack", file=sys.stderr)  # fmt: skip
+        return 2
+    configs = CUDA_CONFIGS if args.device == "cuda" else CPU_CONFIGS
+    if args.only:
+        configs = [c for c in configs if args.only in c["name"]]
+    meta = machine_metadata()
+    results = []
+    for conf in configs:
+        t0 = time.perf_counter()
+        r = run_config(args.data, conf, args.device, args.epochs, args.workers)
+        print(f"{r['name']}: {r['e2e_images_per_s']:.0f} img/s e2e, data wait "
+              f"{r['data_wait_fraction']:.0%}, model-only {r['model_only_images_per_s']:.0f} "
+              f"img/s ({time.perf_counter() - t0:.0f} s)", flush=True)  # fmt: skip
+        results.append(r)
+    out = Path(__file__).resolve().parent / "out" / f"train_speed_{args.device}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps({"meta": meta, "results": results}, indent=2, default=str))
+    if not args.no_write:
+        title = "Train speed" + (" (GPU)" if args.device == "cuda" else "")
+        write_results_section(title, markdown(results, meta, args.device, args.data, args.epochs))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

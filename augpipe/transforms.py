@@ -23,9 +23,9 @@ from augpipe.ops.base import Op
 from augpipe.ops.center_crop import CenterCrop
 from augpipe.ops.color_jitter import ColorJitter
 from augpipe.ops.flip import HorizontalFlip
-from augpipe.ops.fused import render
+from augpipe.ops.fused import fields, render, render_item
 from augpipe.ops.lens import LensDistortion
-from augpipe.ops.params import min_scale, sample_params
+from augpipe.ops.params import min_scales, sample_params
 from augpipe.ops.pca_lighting import PCALighting
 from augpipe.ops.resized_crop import RandomResizedCrop
 from augpipe.ops.scale_jitter import ScaleJitter
@@ -199,10 +199,11 @@ class Compose:
         sizes = np.asarray(dataset.sizes)[indices]
         recs = self.sample_params(sizes, indices, seed, epoch)
         view = out.reshape(len(indices), self.n_crops, *out.shape[-3:])
+        f = fields(recs)
+        scales = min_scales(recs)
         for j, i in enumerate(indices):
-            rec = recs[j]
             try:
-                img, bgr, sc = load(dataset, int(i), min_scale(rec), self.fast_decode)
+                img, bgr, sc = load(dataset, int(i), float(scales[j]), self.fast_decode)
             except DecodeError as exc:
                 raise DatasetError(
                     f"record {int(i)}: {exc}; re-pack the dataset "
@@ -210,4 +211,4 @@ class Compose:
                 ) from None
             if not img.flags.c_contiguous:
                 img = np.ascontiguousarray(img)
-            render(img, bgr, rec, view[j], self.fill, sc)
+            render_item(img, bgr, f, j, view[j], self.fill, sc)

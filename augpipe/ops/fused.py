@@ -24,14 +24,14 @@ from augpipe.ops import kernels
 _GRID = 17  # the map's bounding box is taken over a 17 x 17 grid of output points
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, fastmath=True, error_model="numpy")
 def _reduce(src, y0, y1, x0, x1, fy, fx):
     out = np.empty(((y1 - y0 + fy - 1) // fy, (x1 - x0 + fx - 1) // fx, 3), np.uint8)
     kernels.box_reduce(src, y0, x0, fy, fx, out)
     return out
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, fastmath=True, error_model="numpy")
 def _offset(src, bgr, y0, y1, x0, x1, coff, cmean, color):
     """The colour offset: coff + cmean @ (mean RGB of the region), when contrast asks for it."""
     off = coff.copy()
@@ -42,7 +42,7 @@ def _offset(src, bgr, y0, y1, x0, x1, coff, cmean, color):
     return off
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, fastmath=True, error_model="numpy")
 def _render_axis(src, bgr, A, cmat, coff, cmean, color, out):
     h, w = src.shape[0], src.shape[1]
     H, W = out.shape[0], out.shape[1]
@@ -66,7 +66,7 @@ def _render_axis(src, bgr, A, cmat, coff, cmean, color, out):
     kernels.resize_axis(src, bgr, ax, bx, ay, by, cmat, off, color, out)
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, fastmath=True, error_model="numpy")
 def _map_point(A1, k, A2, X, Y, inv_r2):
     u = A1[0, 0] * X + A1[0, 1] * Y + A1[0, 2]
     v = A1[1, 0] * X + A1[1, 1] * Y + A1[1, 2]
@@ -77,7 +77,7 @@ def _map_point(A1, k, A2, X, Y, inv_r2):
     return A2[0, 0] * u + A2[0, 1] * v + A2[0, 2], A2[1, 0] * u + A2[1, 1] * v + A2[1, 2]
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, fastmath=True, error_model="numpy")
 def _render_warp(src, bgr, A1, k, A2, fill, cmat, coff, cmean, color, out):
     h, w = src.shape[0], src.shape[1]
     H, W = out.shape[0], out.shape[1]
@@ -117,7 +117,7 @@ def _render_warp(src, bgr, A1, k, A2, fill, cmat, coff, cmean, color, out):
     kernels.warp(src, bgr, y0, y1, x0, x1, A1, k, B, fill, cmat, off, color, out)
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, fastmath=True, error_model="numpy")
 def _matmul3(a, b):  # numba's @ needs scipy's BLAS; a 3x3 product does not
     c = np.zeros((3, 3))
     for i in range(3):
@@ -126,7 +126,7 @@ def _matmul3(a, b):  # numba's @ needs scipy's BLAS; a 3x3 product does not
     return c
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, fastmath=True, error_model="numpy")
 def _render(src, bgr, A2s, A1, k, cmat, coff, cmean, color, fill, sy, sx, out):
     h, w = src.shape[0], src.shape[1]
     H, W = out.shape[1], out.shape[2]
@@ -146,6 +146,13 @@ def _render(src, bgr, A2s, A1, k, cmat, coff, cmean, color, fill, sy, sx, out):
         _render_warp(src, bgr, A1, k, A2, fill, cmat, coff, cmean, color, out[j])
 
 
+def fields(recs: np.ndarray) -> tuple[np.ndarray, ...]:
+    """A batch of records as contiguous per-field arrays (fast per-sample views for ``render``)."""
+    recs = np.asarray(recs).reshape(-1)
+    names = ("A2", "A1", "k", "cmat", "coff", "cmean", "color")
+    return tuple(np.ascontiguousarray(recs[n]) for n in names)
+
+
 def render(
     src: np.ndarray,
     bgr: bool,
@@ -159,7 +166,10 @@ def render(
     ``src_scale`` = (sy, sx): full-size edge coordinate / ``src`` edge coordinate, for a source
     decoded at a reduced DCT scale (the record's maps address the full-size image).
     """
-    _render(src, bool(bgr), np.ascontiguousarray(rec["A2"]), np.ascontiguousarray(rec["A1"]),
-            float(rec["k"]), np.ascontiguousarray(rec["cmat"]), np.ascontiguousarray(rec["coff"]),
-            np.ascontiguousarray(rec["cmean"]), bool(rec["color"]), float(fill),
-            float(src_scale[0]), float(src_scale[1]), out)  # fmt: skip
+    render_item(src, bgr, fields(rec), 0, out, fill, src_scale)
+
+
+def render_item(src, bgr, f: tuple, j: int, out, fill=0.0, src_scale=(1.0, 1.0)) -> None:
+    """``render`` for item ``j`` of ``fields(records)``."""
+    _render(src, bool(bgr), f[0][j], f[1][j], float(f[2][j]), f[3][j], f[4][j], f[5][j],
+            bool(f[6][j]), float(fill), float(src_scale[0]), float(src_scale[1]), out)  # fmt: skip

@@ -113,91 +113,86 @@ def warp(src, bgr, y0, y1, x0, x1, A1, k, A2, fill, cmat, coff, color, out):
 
     Coordinates start centred on the output in pixel units; r is normalised by the output's
     half-diagonal. Only the region [y0, y1) x [x0, x1) of ``src`` is read (the caller bounds the
-    map with it): it is first converted to float32 (one contiguous, vectorised pass), so the
-    per-pixel gathers need no conversions. Neighbours outside the region count as ``fill``
-    (cv2.BORDER_CONSTANT).
+    map with it). It is first copied to float32 inside a border of ``fill`` (1 pixel before, 2
+    after), so the per-pixel loop is branch-free: coordinates are clamped into the border, where
+    bilinear blending with ``fill`` is exactly cv2.BORDER_CONSTANT. Each output row computes its
+    coordinates and weights in one vectorisable loop, then gathers in a second.
     """
     H, W = out.shape[0], out.shape[1]
     h = y1 - y0
     w = x1 - x0
-    stride = w * 3
-    reg = np.empty(h * stride + 3, np.float32)
-    c0 = 2 if bgr else 0
-    c2 = 0 if bgr else 2
+    stride = (w + 3) * 3
+    fl = np.float32(fill)
+    reg = np.empty((h + 3) * stride, np.float32)
+    reg[:stride] = fl
+    reg[(h + 1) * stride :] = fl
     src2 = src.reshape(src.shape[0], src.shape[1] * 3)
     for y in range(h):  # contiguous, vectorised; the channel swap happens in the gathers
         row = src2[y0 + y, x0 * 3 : x1 * 3]
-        base = y * stride
-        for j in range(stride):
-            reg[base + j] = row[j]
+        base = (y + 1) * stride
+        dst = reg[base + 3 : base + 3 + w * 3]
+        for c in range(3):
+            reg[base + c] = fl
+            reg[base + 3 + w * 3 + c] = fl
+            reg[base + 6 + w * 3 + c] = fl
+        for j in range(w * 3):
+            dst[j] = np.float32(row[j])
+    c0 = 2 if bgr else 0
+    c2 = 0 if bgr else 2
     cx = W * 0.5
     cy = H * 0.5
-    inv_r2 = 1.0 / (cx * cx + cy * cy)
-    fl = np.float32(fill)
+    inv_r2 = np.float32(1.0 / (cx * cx + cy * cy))
+    kk = np.float32(k)
     one = np.float32(1.0)
     half = np.float32(0.5)
-    p00, p01, p02 = A1[0, 0], A1[0, 1], A1[0, 2]
-    p10, p11, p12 = A1[1, 0], A1[1, 1], A1[1, 2]
-    q00, q01, q02 = A2[0, 0], A2[0, 1], A2[0, 2] - 0.5 - x0
-    q10, q11, q12 = A2[1, 0], A2[1, 1], A2[1, 2] - 0.5 - y0
+    p00, p01, p02 = np.float32(A1[0, 0]), np.float32(A1[0, 1]), np.float32(A1[0, 2])
+    p10, p11, p12 = np.float32(A1[1, 0]), np.float32(A1[1, 1]), np.float32(A1[1, 2])
+    # source edge coordinate -> padded-buffer centre coordinate: - 0.5 - origin + 1
+    q00, q01, q02 = np.float32(A2[0, 0]), np.float32(A2[0, 1]), np.float32(A2[0, 2] + 0.5 - x0)
+    q10, q11, q12 = np.float32(A2[1, 0]), np.float32(A2[1, 1]), np.float32(A2[1, 2] + 0.5 - y0)
     m00, m01, m02 = cmat[0, 0], cmat[0, 1], cmat[0, 2]
     m10, m11, m12 = cmat[1, 0], cmat[1, 1], cmat[1, 2]
     m20, m21, m22 = cmat[2, 0], cmat[2, 1], cmat[2, 2]
     t0, t1, t2 = coff[0], coff[1], coff[2]
+    xmax = np.float32(w + 1)
+    ymax = np.float32(h + 1)
+    zero = np.float32(0.0)
+    idx = np.empty(W, np.int64)
+    wx = np.empty(W, np.float32)
+    wy = np.empty(W, np.float32)
     out2 = out.reshape(H, W * 3)
-    px = np.empty(12, np.float32)  # border path: the 4 neighbours' RGB
     for oy in range(H):
-        Y = oy + 0.5 - cy
+        Y = np.float32(oy + 0.5 - cy)
         bu = p01 * Y + p02
         bv = p11 * Y + p12
-        orow = out2[oy]
         for ox in range(W):
-            X = ox + 0.5 - cx
+            X = np.float32(ox + 0.5 - cx)
             u = p00 * X + bu
             v = p10 * X + bv
-            if k != 0.0:
-                s = 1.0 + k * (u * u + v * v) * inv_r2
-                u *= s
-                v *= s
-            sx = q00 * u + q01 * v + q02
-            sy = q10 * u + q11 * v + q12
-            if sx >= 0.0 and sy >= 0.0 and sx < w - 1 and sy < h - 1:
-                ix = int(sx)
-                iy = int(sy)
-                fx = np.float32(sx - ix)
-                fy = np.float32(sy - iy)
-                gx = one - fx
-                gy = one - fy
-                i = iy * stride + ix * 3
-                j = i + stride
-                r = (gx * reg[i + c0] + fx * reg[i + 3 + c0]) * gy + (
-                    gx * reg[j + c0] + fx * reg[j + 3 + c0]
-                ) * fy
-                gg = (gx * reg[i + 1] + fx * reg[i + 4]) * gy + (
-                    gx * reg[j + 1] + fx * reg[j + 4]
-                ) * fy
-                bb = (gx * reg[i + c2] + fx * reg[i + 3 + c2]) * gy + (
-                    gx * reg[j + c2] + fx * reg[j + 3 + c2]
-                ) * fy
-            elif sx <= -1.0 or sy <= -1.0 or sx >= w or sy >= h:
-                r = gg = bb = fl
-            else:  # straddles the border: neighbours outside count as fill
-                ix = int(np.floor(sx))
-                iy = int(np.floor(sy))
-                fx = np.float32(sx - ix)
-                fy = np.float32(sy - iy)
-                for n in range(4):
-                    yy = iy + (n >> 1)
-                    xx = ix + (n & 1)
-                    inside = yy >= 0 and yy < h and xx >= 0 and xx < w
-                    for c in range(3):
-                        px[3 * n + c] = reg[yy * stride + 3 * xx + c] if inside else fl
-                gx = one - fx
-                gy = one - fy
-                w00, w01, w10, w11 = gx * gy, fx * gy, gx * fy, fx * fy
-                r = w00 * px[c0] + w01 * px[3 + c0] + w10 * px[6 + c0] + w11 * px[9 + c0]
-                gg = w00 * px[1] + w01 * px[4] + w10 * px[7] + w11 * px[10]
-                bb = w00 * px[c2] + w01 * px[3 + c2] + w10 * px[6 + c2] + w11 * px[9 + c2]
+            s = one + kk * (u * u + v * v) * inv_r2
+            u *= s
+            v *= s
+            sx = min(max(q00 * u + q01 * v + q02, zero), xmax)
+            sy = min(max(q10 * u + q11 * v + q12, zero), ymax)
+            ix = int(sx)
+            iy = int(sy)
+            wx[ox] = sx - ix
+            wy[ox] = sy - iy
+            idx[ox] = iy * stride + ix * 3
+        orow = out2[oy]
+        for ox in range(W):
+            i = idx[ox]
+            j = i + stride
+            fx = wx[ox]
+            fy = wy[ox]
+            gx = one - fx
+            gy = one - fy
+            r = (gx * reg[i + c0] + fx * reg[i + 3 + c0]) * gy + (
+                gx * reg[j + c0] + fx * reg[j + 3 + c0]) * fy  # fmt: skip
+            gg = (gx * reg[i + 1] + fx * reg[i + 4]) * gy + (
+                gx * reg[j + 1] + fx * reg[j + 4]) * fy  # fmt: skip
+            bb = (gx * reg[i + c2] + fx * reg[i + 3 + c2]) * gy + (
+                gx * reg[j + c2] + fx * reg[j + 3 + c2]) * fy  # fmt: skip
             if color:
                 orow[3 * ox] = _clamp(m00 * r + m01 * gg + m02 * bb + t0)
                 orow[3 * ox + 1] = _clamp(m10 * r + m11 * gg + m12 * bb + t1)

@@ -112,11 +112,12 @@ def sample_params(ops, sizes, indices, seed: int, epoch: int) -> np.ndarray:
     return rec
 
 
-def min_scale(rec) -> float:
-    """The smallest source-pixels-per-output-pixel step over the record's crops: how much the
+def min_scales(recs) -> np.ndarray:
+    """Per record, the smallest source-pixels-per-output-pixel step over its crops: how much the
     source may be shrunk (DCT-scaled decode, box reduction) before the output loses detail."""
-    L = rec["A2"][:, :2, :2] @ rec["A1"][:2, :2]
-    s = np.minimum(np.hypot(L[:, 0, 0], L[:, 1, 0]), np.hypot(L[:, 0, 1], L[:, 1, 1]))
-    k = float(rec["k"])
-    lens = 1.0 + 3.0 * k if k < 0 else 1.0  # the radial step r (1 + k r^2) shrinks to 1 + 3k
-    return float(s.min()) * lens
+    recs = np.asarray(recs).reshape(-1)
+    L = recs["A2"][:, :, :2, :2] @ recs["A1"][:, None, :2, :2]
+    s = np.minimum(np.hypot(L[..., 0, 0], L[..., 1, 0]), np.hypot(L[..., 0, 1], L[..., 1, 1]))
+    k = recs["k"]
+    lens = np.where(k < 0, 1.0 + 3.0 * k, 1.0)  # the radial step r (1 + k r^2) shrinks to 1 + 3k
+    return s.min(axis=1) * lens

@@ -61,6 +61,33 @@ def epoch_rate(loader) -> float:
     return n / (time.perf_counter() - t0)
 
 
+class InProcess:
+    """The same pipeline run in this process into one batch buffer, no loader: the 1-core
+    rate that ``augpipe 1w`` is compared with to isolate the loader's own cost."""
+
+    def __init__(self, packed: str, batch: int, size: int):
+        import numpy as np
+
+        from augpipe.format.dataset import ShardDataset
+        from augpipe.rng import permutation
+
+        self.ds = ShardDataset(packed)
+        self.pipe = _pipeline(size).bind(self.ds)
+        self.batch = batch
+        self.out = np.empty((batch, *self.pipe.output_shape), np.uint8)
+        self.order = permutation(len(self.ds), 0, 0)
+        self.epoch = 0
+        self.rate()  # warm-up
+
+    def rate(self) -> float:
+        self.epoch += 1
+        t0 = time.perf_counter()
+        for b in range(0, len(self.order), self.batch):
+            idx = self.order[b : b + self.batch]
+            self.pipe.run_batch(self.ds, idx, 0, self.epoch, self.out[: len(idx)])
+        return len(self.order) / (time.perf_counter() - t0)
+
+
 def first_batch_seconds(packed: str, start_method: str, batch: int, size: int) -> float:
     t0 = time.perf_counter()
     with _augpipe_loader(packed, 2, batch, size, start_method=start_method) as lo:
@@ -107,18 +134,36 @@ def peer_rate(venv: str, script: str, args: list[str]) -> float:
     return float(run_peer(venv, script, [*args, "--repeats", "1"])["median"])
 
 
-def _row(name: str, rates: list[float] | None, ref: float, note: str) -> str:
+def _row(name: str, rates: list[float] | None, ref: list[float], note: str) -> str:
     if not rates:
-        return f"| {name} | not run | | | {note} |"
+        return f"| {name} | not run | | | | {note} |"
     r = summarize(rates)
+    ratio = statistics.median(ref) / r["median"]
+    per_round = statistics.median(x / y for x, y in zip(ref, rates))
     return (f"| {name} | {r['median']:,.0f} | {r['min']:,.0f}–{r['max']:,.0f} | "
-            f"{ref / r['median']:.2f}× | {note} |")  # fmt: skip
+            f"{ratio:.2f}× | {per_round:.2f}× | {note} |")  # fmt: skip
 
 
-def report(rates: dict, starts: dict, args, meta: dict, load: tuple, skipped: dict) -> str:
-    a2 = statistics.median(rates["augpipe 2w"])
+def report(rates: dict, starts: dict, args, meta: dict, loads: list, skipped: dict) -> str:
+    a2 = rates["augpipe 2w"]
     a1 = statistics.median(rates["augpipe 1w"])
+    inproc = statistics.median(rates["in-process"])
+    quiet = min(range(len(loads)), key=loads.__getitem__)
     note = {k: f"not run: {v}" for k, v in skipped.items()}
+    rows = [
+        ("augpipe, 2 workers, uint8 NCHW (channels_last view)", "augpipe 2w", "—"),
+        ("augpipe, 1 worker", "augpipe 1w",
+         f"scaling 1 → 2 workers: {statistics.median(a2) / a1:.2f}×"),
+        ("augpipe pipeline in this process, no loader (1 core)", "in-process",
+         f"augpipe with 1 worker reaches {a1 / inproc:.0%} of this (the loader's own cost)"),
+        ("torchvision v1: ImageFolder + PIL + DataLoader, 2 workers, float32", "tv v1",
+         note.get("tv v1", "target ≥ 5×")),
+        ("torchvision v2: decode_jpeg + v2 transforms, 2 workers, uint8", "tv v2",
+         note.get("tv v2", "target ≥ 2×")),
+        ("FFCV 1.0.2 (2 workers = threads), uint8", "ffcv", note.get("ffcv", "target > 1×")),
+        ("cv2.imdecode full decode only, 2 processes", "decode 2p",
+         "target ≥ 0.90× (decode alone: no crop, resize or batching)"),
+    ]  # fmt: skip
     lines = [
         f"`python bench/loader_speed.py` — {args.packed} (the 5,000-image real-photo corpus), "
         f"random-resized crop {args.size} + horizontal flip, batch {args.batch}, whole epochs; "
@@ -126,46 +171,25 @@ def report(rates: dict, starts: dict, args, meta: dict, load: tuple, skipped: di
         "rotating), warm-up epochs discarded; median and min–max over rounds.",
         "",
         metadata_line(meta),
-        f"Load average (1 min) before / after: {load[0]:.2f} / {load[1]:.2f}. The 2-core machine "
-        "was shared with other engineers' builds, tests and benchmarks while this ran, so "
-        "absolute rates are below what an idle machine gives (DESIGN.md's idle figures: tv v1 "
-        "≈ 790, tv v2 ≈ 1,900, 2-process decode ≈ 4,900 images/s); the ratios compare "
-        "contenders that saw the same load.",
+        "Load average (1 min) at the start of each round: "
+        + ", ".join(f"{v:.1f}" for v in loads)
+        + ". The 2-core machine was shared with other engineers' builds, tests and benchmarks "
+        "while this ran, so absolute rates are below what an idle machine gives (DESIGN.md's "
+        "idle figures: tv v1 ≈ 790, tv v2 ≈ 1,900, 2-process decode ≈ 4,900 images/s). Ratios "
+        "are given two ways: of the medians, and the median of each round's own ratio.",
         "",
-        "| loader | images/s (median) | min–max | augpipe 2 workers ÷ this | notes |",
-        "|---|---:|---:|---:|---|",
-        _row("augpipe, 2 workers, uint8 NCHW (channels_last view)", rates["augpipe 2w"], a2, "—"),
-        _row(
-            "augpipe, 1 worker", rates["augpipe 1w"], a2, f"scaling 1 → 2 workers: {a2 / a1:.2f}×"
-        ),
-        _row(
-            "torchvision v1: ImageFolder + PIL + DataLoader, 2 workers, float32",
-            rates.get("tv v1"),
-            a2,
-            note.get("tv v1", "target ≥ 5×"),
-        ),
-        _row(
-            "torchvision v2: decode_jpeg + v2 transforms, 2 workers, uint8",
-            rates.get("tv v2"),
-            a2,
-            note.get("tv v2", "target ≥ 2×"),
-        ),
-        _row(
-            "FFCV 1.0.2 (2 workers = threads), uint8",
-            rates.get("ffcv"),
-            a2,
-            note.get("ffcv", "target > 1×"),
-        ),
-        _row(
-            "cv2.imdecode full decode only, 2 processes",
-            rates["decode 2p"],
-            a2,
-            "target ≥ 0.90× (decode alone: no crop, resize or batching)",
-        ),
+        "| loader | images/s (median) | min–max | augpipe 2w ÷ this (medians) "
+        "| augpipe 2w ÷ this (per round) | notes |",
+        "|---|---:|---:|---:|---:|---|",
+        *(_row(label, rates.get(key), a2, text) for label, key, text in rows),
+        "",
+        f"Quietest round (round {quiet}, load {loads[quiet]:.1f}): "
+        + ", ".join(f"{k} {v[quiet]:,.0f}" for k, v in rates.items() if len(v) > quiet)
+        + " images/s.",
         "",
         "Time to the first batch of a new Loader (2 workers; includes starting them and loading "
-        "the Numba cache), median of "
-        f"{len(starts['fork'])}: fork {statistics.median(starts['fork']):.2f} s, "
+        f"the Numba cache), median of {len(starts['fork'])}: fork "
+        f"{statistics.median(starts['fork']):.2f} s, "
         f"spawn {statistics.median(starts['spawn']):.2f} s.",
     ]
     return "\n".join(lines)
@@ -183,7 +207,6 @@ def main() -> int:
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
 
-    load0 = os.getloadavg()[0]
     meta = machine_metadata()
     first_batch_seconds(args.packed, "fork", args.batch, args.size)  # fills the Numba cache
     starts: dict[str, list[float]] = {"fork": [], "spawn": []}
@@ -194,6 +217,7 @@ def main() -> int:
     a2 = _augpipe_loader(args.packed, 2, args.batch, args.size)
     a1 = _augpipe_loader(args.packed, 1, args.batch, args.size)
     decode = DecodeOnly(args.packed, 2)
+    inproc = InProcess(args.packed, args.batch, args.size)
     for lo in (a2, a1):
         epoch_rate(lo)  # warm-up epoch
     common = ["--workers", "2", "--batch-size", str(args.batch), "--size", str(args.size)]
@@ -202,6 +226,7 @@ def main() -> int:
         "augpipe 2w": lambda: epoch_rate(a2),
         "augpipe 1w": lambda: epoch_rate(a1),
         "decode 2p": decode.rate,
+        "in-process": inproc.rate,
     }
     if not args.skip_peers:
         Path(args.beton).parent.mkdir(parents=True, exist_ok=True)
@@ -214,7 +239,9 @@ def main() -> int:
     rates: dict[str, list[float]] = {k: [] for k in contenders}
     skipped: dict[str, str] = {}
     names = list(contenders)
+    loads: list[float] = []
     for r in range(args.rounds):
+        loads.append(os.getloadavg()[0])
         for name in names[r % len(names) :] + names[: r % len(names)]:
             if name in skipped:
                 continue
@@ -229,7 +256,7 @@ def main() -> int:
     a1.close()
     decode.close()
 
-    text = report(rates, starts, args, meta, (load0, os.getloadavg()[0]), skipped)
+    text = report(rates, starts, args, meta, loads, skipped)
     print(text)
     print(json.dumps({"rates": rates, "first_batch_s": starts}))
     if not args.no_write:

@@ -33,7 +33,7 @@ from bench.common import machine_metadata, metadata_line, write_results_section 
 CPU_CONFIGS = [
     {"name": "small_cnn 32 px", "model": "small_cnn", "res": 32, "batch_size": 128, "subset": 1536},
     {"name": "small_cnn 64 px", "model": "small_cnn", "res": 64, "batch_size": 128, "subset": 768},
-    {"name": "resnet18 224 px", "model": "resnet18", "res": 224, "batch_size": 32, "subset": 128},
+    {"name": "resnet18 224 px", "model": "resnet18", "res": 224, "batch_size": 32, "subset": 96},
 ]
 CUDA_CONFIGS = [
     {"name": "resnet50 224 px bf16 channels_last", "model": "resnet50", "res": 224,
@@ -49,6 +49,8 @@ def run_config(data: str, conf: dict, device: str, epochs: int, workers: int | N
 
     kw = {k: v for k, v in conf.items() if k != "name"}
     load = os.getloadavg()[0]
+    # model-only before and after the run: the machine is shared, its load drifts
+    before = model_only_rates(conf, device)
     with tempfile.TemporaryDirectory(prefix="augpipe-train-speed-") as tmp:
         cfg = TrainConfig(data, epochs=epochs, device=device, workers=workers, out=tmp,
                           progress=False, **kw)  # fmt: skip
@@ -57,7 +59,7 @@ def run_config(data: str, conf: dict, device: str, epochs: int, workers: int | N
     records = [json.loads(line) for line in lines][1:]  # first epoch: warm-up
     rates = [r["images_per_s"] for r in records]
     waits = [r["data_wait_fraction"] for r in records]
-    model_only = model_only_rate(conf, device)
+    model_only = statistics.median(before + model_only_rates(conf, device))
     e2e = statistics.median(rates)
     return {
         "name": conf["name"],
@@ -74,8 +76,8 @@ def run_config(data: str, conf: dict, device: str, epochs: int, workers: int | N
     }
 
 
-def model_only_rate(conf: dict, device: str, steps: int = 6, repeats: int = 3) -> float:
-    """Median images/s of training steps on one synthetic batch already on the device."""
+def model_only_rates(conf: dict, device: str, steps: int = 4, repeats: int = 3) -> list[float]:
+    """Images/s of ``repeats`` runs of training steps on one synthetic batch on the device."""
     import torch
 
     from augpipe.models import get_model
@@ -104,7 +106,7 @@ def model_only_rate(conf: dict, device: str, steps: int = 6, repeats: int = 3) -
     for _ in range(repeats):
         out = train_epoch(model, fake, opt, sched, crit, ctx)
         rates.append(out["images"] / out["seconds"])
-    return statistics.median(rates)
+    return rates
 
 
 def markdown(results: list[dict], meta: dict, device: str, data: str, epochs: int) -> str:
@@ -127,7 +129,8 @@ def markdown(results: list[dict], meta: dict, device: str, data: str, epochs: in
             f": the real trainer on `{data}` (a fixed random subset per configuration), "
             f"{epochs} epochs, first discarded, median of the rest; SGD + Nesterov, fp32 unless "
             "said. *Data wait* = time blocked in `next(loader)` ÷ step time. *Model-only* = the "
-            "same steps on one synthetic batch held on the device (no loader). Load avg = the "
+            "same steps on one synthetic batch held on the device (no loader), median of 3 runs "
+            "before and 3 after the trainer's run. Load avg = the "
             "machine's 1-minute load average before the run (the machine is shared: above the "
             "core count, other processes were competing for the cores).",
             "",

@@ -55,9 +55,22 @@ def train_pipeline(res: int):
 
 def run_bench(path, cfg: BenchConfig, log: Callable[[str], None] = lambda s: None) -> dict:
     """Measure every stage on the packed dataset at ``path``; the JSON-ready results."""
-    from augpipe.format.dataset import ShardDataset
+    import cv2
 
     validate(cfg)
+    # Per-core stages are single-threaded by definition. Also: once OpenCV's thread pool exists,
+    # a forked loader worker that calls cv2.setNumThreads deadlocks, so never start the pool.
+    cv2_threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        return _run_bench(path, cfg, log)
+    finally:
+        cv2.setNumThreads(cv2_threads)
+
+
+def _run_bench(path, cfg: BenchConfig, log: Callable[[str], None]) -> dict:
+    from augpipe.format.dataset import ShardDataset
+
     t_start = time.perf_counter()
     ds = ShardDataset(path)
     if len(ds) < 1:

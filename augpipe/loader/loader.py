@@ -246,7 +246,9 @@ class Loader:
     # ----------------------------------------------------------------- iteration
 
     def _start(self) -> None:
-        layout = SlotLayout(self.prefetch + 1, self.batch_size, self.sample_shape)
+        # in process, one slot for the batch being used and one to build the next in
+        n_slots = 2 if self.workers == 0 else self.prefetch + 1
+        layout = SlotLayout(n_slots, self.batch_size, self.sample_shape)
         if self.workers == 0:
             if self._ring is None:
                 self._ring = SlotRing.in_process(layout)

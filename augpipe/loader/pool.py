@@ -131,7 +131,11 @@ class WorkerPool:
         self._rr += 1
         self.inflight[w] += 1
         self._owner[batch] = w
-        self.conns[w].send((batch, slot, n, seed, epoch))
+        try:
+            self.conns[w].send((batch, slot, n, seed, epoch))
+        except OSError:  # the worker is gone: say which and why
+            self.check_alive(f"before batch {batch} of epoch {epoch} could be handed to it")
+            raise
 
     def check_alive(self, context: str) -> None:
         for wid, p in enumerate(self.procs):

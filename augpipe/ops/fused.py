@@ -10,6 +10,10 @@
 - Contrast needs the mean colour: it is estimated on the source crop (``region_mean``).
 
 The per-sample decisions run in Numba too (``_render``), so a sample costs one Python call.
+
+Numba's on-disk cache is keyed on each file's own source: the kernels compiled into ``_render``
+stay cached here after ``kernels.py`` changes. After editing ``kernels.py``, touch this file
+(or clear ``augpipe/ops/__pycache__``) so that the new kernels are used.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -156,6 +157,7 @@ def _run(cfg: TrainConfig, info: distributed.DistInfo) -> dict:
         scaler = torch.amp.GradScaler("cuda") if cfg.amp == "fp16" else None
         ctx = StepContext(device, amp_dtype, scaler, cfg.channels_last)
         criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        run = _Run(cfg, info, net, frozen, optimizer, scheduler, criterion, ctx, steps, val_loader)
 
         # what each rank trains on in epoch 0: shows the partition is disjoint
         mine = train_loader.indices(0)[: steps * cfg.batch_size]
@@ -185,22 +187,7 @@ def _run(cfg: TrainConfig, info: distributed.DistInfo) -> dict:
                 res = new_res
                 pipe = train_pipeline(res, cfg.min_scale, cfg.flip)
                 train_loader = make_loader(train_ds, pipe, cfg.batch_size, True, cfg, device)
-            record = _epoch(
-                cfg,
-                info,
-                epoch,
-                res,
-                net,
-                model,
-                frozen,
-                train_loader,
-                val_loader,
-                optimizer,
-                scheduler,
-                criterion,
-                ctx,
-                steps,
-            )
+            record = _epoch(run, epoch, res, train_loader)
             records.append(record)
             log.log_epoch(record, model if cfg.tensorboard else None)
         log.save_model(model)
@@ -216,25 +203,27 @@ def _run(cfg: TrainConfig, info: distributed.DistInfo) -> dict:
         val_loader.close()
 
 
-def _epoch(
-    cfg,
-    info,
-    epoch,
-    res,
-    net,
-    model,
-    frozen,
-    train_loader,
-    val_loader,
-    optimizer,
-    scheduler,
-    criterion,
-    ctx,
-    steps,
-) -> dict:
+@dataclass
+class _Run:
+    """What every epoch uses."""
+
+    cfg: TrainConfig
+    info: distributed.DistInfo
+    net: nn.Module  # the model as trained: maybe wrapped by DDP and/or torch.compile
+    frozen: tuple[str, ...]
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    criterion: nn.Module
+    ctx: StepContext
+    steps: int
+    val_loader: object
+
+
+def _epoch(run: _Run, epoch: int, res: int, train_loader) -> dict:
+    cfg, info, ctx, steps, scheduler = run.cfg, run.info, run.ctx, run.steps, run.scheduler
     t0 = time.perf_counter()
     train_loader.set_epoch(epoch)
-    set_train_mode(net, frozen)
+    set_train_mode(run.net, run.frozen)
     bar = tqdm(
         total=steps,
         desc=f"epoch {epoch + 1}/{cfg.epochs}",
@@ -251,9 +240,11 @@ def _epoch(
         bar.set_postfix(loss=f"{loss:.3f}", wait=f"{wait:.0%}", res=res)
 
     with bar:
-        t = train_epoch(net, train_loader, optimizer, scheduler, criterion, ctx, steps, on_step)
+        t = train_epoch(
+            run.net, train_loader, run.optimizer, scheduler, run.criterion, ctx, steps, on_step
+        )
     t_val = time.perf_counter()
-    v = evaluate(net, val_loader, cfg.tta, ctx)
+    v = evaluate(run.net, run.val_loader, cfg.tta, ctx)
     val_seconds = time.perf_counter() - t_val
     dev = ctx.device
     images, loss_sum, correct, wait_s = distributed.all_reduce(

@@ -1,4 +1,4 @@
-"""Crop-aware decoding: a JPEG is decoded only as large, and only as much, as the sample's crop needs.
+"""Crop-aware decoding: a JPEG is decoded only as large, and only as much, as its crop needs.
 
 The crop is decided from the stored size (``dataset.sizes[i]``) before any pixel is decoded;
 then the JPEG is decoded at the smallest DCT scale 1/d (d in 8, 4, 2) that still gives the crop
@@ -126,10 +126,10 @@ def load_region(dataset, i: int, scale: float, box, step: float = 1.0, fast: boo
     h, w = (int(v) for v in dataset.sizes[i])
     d = dct_factor(scale)
     hd, wd = -(-h // d), -(-w // d)
-    # bilinear reads 1 pixel past a sample, the render kernels pad their own bounding box by
-    # 2 f + 1 and extend box-filter blocks by up to f - 1 (f <= step / d); +1 column each side
-    # because a cropped band's edge columns differ from a full decode's (see the docstring)
-    m = int(math.ceil(2.0 * step / d)) + 4
+    # _render_warp pads its bounding box by 2 f + 1 (f <= step / d), box-filter blocks overhang
+    # the crop by f - 1, bilinear reads 1 pixel past a sample; + 1 for the floor/ceil and + 1
+    # column each side, since a cropped band's edge columns differ from a full decode's
+    m = int(math.ceil(2.0 * step / d)) + 3
     y0 = max(int(math.floor(box[0] / d)) - m, 0)
     y1 = min(int(math.ceil(box[1] / d)) + m, hd)
     x0 = max(int(math.floor(box[2] / d)) - m, 0)
@@ -141,8 +141,8 @@ def load_region(dataset, i: int, scale: float, box, step: float = 1.0, fast: boo
         data, oy, ox, rh, rw = _jpegregion.decode_region(dataset.raw(i), y0, y1, x0, x1, d, out)
     except ValueError:  # CMYK, 12-bit, damaged data ...: the full decoders decide
         return (*load(dataset, i, scale, fast), (0.0, 0.0))
-    if (rh, rw) != (y1 - y0, x1 - x0) and not (oy == y0 and ox <= x0 and ox + rw >= x1):
-        # stored size disagrees with the JPEG's: decode it whole, map by the sizes
+    if oy != y0 or rh != y1 - y0 or ox > x0 or ox + rw < x1:
+        # the JPEG is smaller than its stored size says: decode it whole, map by the sizes
         return (*load(dataset, i, scale, fast), (0.0, 0.0))
     img = np.frombuffer(data, np.uint8, rh * rw * 3).reshape(rh, rw, 3)
     return img, False, (float(d), float(d)), (float(oy), float(ox))

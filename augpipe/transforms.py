@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from augpipe.decode import DecodeError, load
+from augpipe.decode import DecodeError, load_region
 from augpipe.errors import ConfigError, ConfigTypeError, DatasetError, bad_param
 from augpipe.ops.affine import Affine
 from augpipe.ops.base import Op
 from augpipe.ops.center_crop import CenterCrop
 from augpipe.ops.color_jitter import ColorJitter
 from augpipe.ops.flip import HorizontalFlip
-from augpipe.ops.fused import fields, render, render_item
+from augpipe.ops.fused import fields, render, render_item, source_boxes
 from augpipe.ops.lens import LensDistortion
 from augpipe.ops.params import min_scales, sample_params
 from augpipe.ops.pca_lighting import PCALighting
@@ -201,9 +201,14 @@ class Compose:
         view = out.reshape(len(indices), self.n_crops, *out.shape[-3:])
         f = fields(recs)
         scales = min_scales(recs)
+        # decode only each sample's source bounding box (JPEG records, region decode built)
+        boxes = source_boxes(f, out.shape[-3:-1])
         for j, i in enumerate(indices):
             try:
-                img, bgr, sc = load(dataset, int(i), float(scales[j]), self.fast_decode)
+                img, bgr, sc, off = load_region(
+                    dataset, int(i), float(scales[j]), boxes[j, :4], boxes[j, 4],
+                    self.fast_decode, reuse=True,
+                )  # fmt: skip
             except DecodeError as exc:
                 raise DatasetError(
                     f"record {int(i)}: {exc}; re-pack the dataset "
@@ -211,4 +216,4 @@ class Compose:
                 ) from None
             if not img.flags.c_contiguous:
                 img = np.ascontiguousarray(img)
-            render_item(img, bgr, f, j, view[j], self.fill, sc)
+            render_item(img, bgr, f, j, view[j], self.fill, sc, off)

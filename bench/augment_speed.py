@@ -11,7 +11,10 @@ Rows:
 
 - ``cv2.imdecode`` alone (full decode): the rate the standard pipeline should reach;
 - ``cv2.imdecode + crop + cv2.resize + flip``, using augpipe's own drawn crop rectangles;
-- augpipe standard: ``RandomResizedCrop(224) + HorizontalFlip`` via ``run_batch``;
+- decode only: ``decode.load`` (whole image, DCT-scaled) and ``decode.load_region`` (only the
+  crop's bounding box, when the C extension is built), on the standard pipeline's crops;
+- augpipe standard: ``RandomResizedCrop(224) + HorizontalFlip`` via ``run_batch``, and the same
+  with region decode switched off (``decode.REGION_DECODE = False``);
 - augpipe full: standard + Affine + LensDistortion + ColorJitter + PCALighting;
 - the same two augpipe pipelines on pre-decoded images (``apply``), to separate decode from warp;
 - torchvision v2 ``decode_jpeg + v2.RandomResizedCrop + v2.RandomHorizontalFlip``, one process.
@@ -125,6 +128,25 @@ def main() -> int:
         for j, i in enumerate(idx):
             load(ds, int(i), float(scales[j]))
 
+    from augpipe import decode
+    from augpipe.ops.fused import fields, source_boxes
+
+    boxes = source_boxes(fields(recs), (S, S))
+
+    def region_decode():
+        for j, i in enumerate(idx):
+            decode.load_region(ds, int(i), float(scales[j]), boxes[j, :4], boxes[j, 4], reuse=True)
+
+    def without_region(fn):
+        def wrapped():
+            flag, decode.REGION_DECODE = decode.REGION_DECODE, False
+            try:
+                fn()
+            finally:
+                decode.REGION_DECODE = flag
+
+        return wrapped
+
     decoded = [ds.image(int(i)) for i in idx]
 
     def apply_only(pipe):
@@ -149,7 +171,9 @@ def main() -> int:
         "cv2.imdecode only (full decode)": cv2_decode,
         "cv2.imdecode + crop + cv2.resize + flip + BGR->RGB": cv2_pipeline,
         "augpipe decode only (crop-aware `decode.load`, standard crops)": augpipe_decode,
+        "augpipe decode only, region (`decode.load_region`, standard crops)": region_decode,
         "augpipe standard: RandomResizedCrop 224 + flip": run(std),
+        "augpipe standard, region decode off (whole-image decode)": without_region(run(std)),
         "augpipe full: + Affine + Lens + ColorJitter + PCALighting": run(full),
         "augment only: cv2 crop + resize + flip (decoded images)": cv2_resize_only,
         "augment only: augpipe standard (decoded images)": apply_only(std),
@@ -214,7 +238,12 @@ def main() -> int:
             f"| {name} | {r['median']:,.0f} | {r['min']:,.0f}–{r['max']:,.0f} | "
             f"{r['median'] / base:.2f}× |"
         )
-    dec = rows["augpipe decode only (crop-aware `decode.load`, standard crops)"]["median"]
+    dec_name = "augpipe decode only (crop-aware `decode.load`, standard crops)"
+    dec = rows[dec_name]["median"]
+    region = rows["augpipe decode only, region (`decode.load_region`, standard crops)"]["median"]
+    std_off = rows["augpipe standard, region decode off (whole-image decode)"]["median"]
+    if decode.REGION_DECODE:
+        dec = region
     budget_us = (1 / base - 1 / dec) * 1e6  # what the augmentation may cost to reach the target
     spent_us = (1 / std_rate - 1 / dec) * 1e6
     cv2_aug_us = 1e6 / rows["augment only: cv2 crop + resize + flip (decoded images)"]["median"]
@@ -238,8 +267,13 @@ def main() -> int:
         + peer_note,
         "",
         f"DCT scale chosen by the crop-aware decode for the standard pipeline on these records: "
-        f"{dct}. Full-size decodes use simplejpeg "
+        f"{dct}. Whole-image decodes (`decode.load`) use simplejpeg "
         f"({'installed' if _has_simplejpeg() else 'NOT installed: cv2.imdecode'}).",
+        "",
+        f"Region decode (`augpipe._jpegregion`, libjpeg-turbo ISLOW, only the crop's rows and "
+        f"columns): {'active' if decode.REGION_DECODE else 'NOT built: rows measure load()'}. "
+        f"Decode only, region vs whole image: {region / rows[dec_name]['median']:.2f}×; "
+        f"standard pipeline with vs without region decode: {std_rate / std_off:.2f}×.",
         "",
         metadata_line(machine_metadata()),
     ]

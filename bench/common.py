@@ -82,7 +82,8 @@ def metadata_line(meta: dict[str, object] | None = None) -> str:
     return (
         f"Machine: {m['cores']} cores ({m['cpu_model']}){gpu}; Python {m['python']}, "
         f"NumPy {m['numpy']}, Numba {m['numba']}, OpenCV {m['opencv']}, torch {m['torch']}; "
-        f"commit {m['git_commit']}; {m['date']}."
+        f"commit {m['git_commit']}; load average {m.get('load_avg_1min') or 0:.1f} at the end; "
+        f"{m['date']}."
     )
 
 

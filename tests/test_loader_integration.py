@@ -62,3 +62,26 @@ def test_fork_after_the_parent_read_the_dataset(tiny_packed):
         assert sum(len(y) for _, y in lo) == len(ds)
     ds.raw(2)  # and the parent's handles still work
     other.raw(3)
+
+
+def test_fork_after_the_parent_closed_and_reopened_the_dataset(tiny_packed):
+    ds = ShardDataset(tiny_packed)
+    ds.raw(0)
+    ds.close()
+    ds.raw(1)  # reopened in the parent after a close
+    with Loader(ds, 6, _pipe(), workers=2, output="numpy", start_method="fork") as lo:
+        assert sum(len(y) for _, y in lo) == len(ds)
+
+
+def test_fork_after_the_parent_used_opencvs_thread_pool(tiny_packed):
+    cv2 = pytest.importorskip("cv2")
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(2)
+    try:
+        big = np.zeros((2000, 2000, 3), np.uint8)
+        cv2.resize(big, (1000, 1000))  # starts OpenCV's worker threads in this process
+        with Loader(tiny_packed, 6, _pipe(), workers=2, output="numpy",
+                    start_method="fork") as lo:  # fmt: skip
+            assert sum(len(y) for _, y in lo) == len(ShardDataset(tiny_packed))
+    finally:
+        cv2.setNumThreads(threads)

@@ -66,6 +66,7 @@ def machine_metadata() -> dict[str, object]:
         "numba": _version("numba"),
         "opencv": _version("cv2"),
         "torch": _version("torch"),
+        "load_avg_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "gpu": None,
         "git_commit": git_commit(),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),

@@ -1,6 +1,7 @@
 """``run_bench(path, cfg)``: every stage alone, then end to end, then the verdict; one dict.
 
->>> from augpipe.bench import BenchConfig, run_bench
+>>> from augpipe.bench.run import run_bench
+>>> from augpipe.bench.stages import BenchConfig
 >>> results = run_bench("photos.packed", BenchConfig(model="resnet50", res=224))
 >>> results["bottleneck"]
 'model'

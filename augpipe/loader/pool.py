@@ -72,7 +72,15 @@ class WorkerPool:
                 ours, theirs = ctx.Pipe(duplex=True)
                 p = ctx.Process(
                     target=worker_main,
-                    args=(wid, payload, layout, self.ring.path, theirs, os.getpid()),
+                    args=(
+                        wid,
+                        payload,
+                        layout,
+                        self.ring.path,
+                        theirs,
+                        os.getpid(),
+                        start_method == "fork",
+                    ),
                     name=f"augpipe-worker-{wid}",
                     daemon=True,
                 )

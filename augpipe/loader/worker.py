@@ -53,10 +53,15 @@ def run_task(pipeline, dataset, ring: SlotRing, msg: tuple):
     return ("done", batch, slot)
 
 
-def _limit_threads() -> None:
+def _limit_threads(forked: bool) -> None:
     # Each worker is one core's worth of work: library thread pools would only oversubscribe.
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ.setdefault(var, "1")
+    if forked:
+        # Never touch OpenCV's thread pool in a forked child: if the parent had started it,
+        # cv2.setNumThreads() waits for pool threads that do not exist here and deadlocks.
+        # The worker's own path (simplejpeg/region decode, Numba kernels) runs no cv2 pool.
+        return
     try:
         import cv2
 
@@ -72,11 +77,12 @@ def worker_main(
     shm_path: str,
     conn: Connection,
     parent: int,
+    forked: bool = False,
 ) -> None:
     # Ctrl-C goes to the whole process group; the main process stops the workers in order.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        _limit_threads()
+        _limit_threads(forked)
         # a fresh copy of the dataset (it pickles only its path), so no LMDB handle
         # opened before a fork is ever used here
         dataset, pipeline = pickle.loads(payload)

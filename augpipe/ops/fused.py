@@ -131,7 +131,7 @@ def _matmul3(a, b):  # numba's @ needs scipy's BLAS; a 3x3 product does not
 
 
 @njit(nogil=True, cache=True, fastmath=True, error_model="numpy")
-def _render(src, bgr, A2s, A1, k, cmat, coff, cmean, color, fill, sy, sx, out):
+def _render(src, bgr, A2s, A1, k, cmat, coff, cmean, color, fill, sy, sx, oy, ox, out):
     h, w = src.shape[0], src.shape[1]
     H, W = out.shape[1], out.shape[2]
     for j in range(out.shape[0]):
@@ -139,6 +139,8 @@ def _render(src, bgr, A2s, A1, k, cmat, coff, cmean, color, fill, sy, sx, out):
         for c in range(3):  # full-size -> decoded edge coordinates
             A2[0, c] /= sx
             A2[1, c] /= sy
+        A2[0, 2] -= ox  # a region decode starts at (oy, ox) (whole pixels: exact)
+        A2[1, 2] -= oy
         A = _matmul3(A2, A1)
         if k == 0.0 and A[0, 1] == 0.0 and A[1, 0] == 0.0:
             ex, ey = abs(A[0, 0]) * W / 2, abs(A[1, 1]) * H / 2
@@ -148,6 +150,45 @@ def _render(src, bgr, A2s, A1, k, cmat, coff, cmean, color, fill, sy, sx, out):
                 _render_axis(src, bgr, A, cmat, coff, cmean, color, out[j])
                 continue
         _render_warp(src, bgr, A1, k, A2, fill, cmat, coff, cmean, color, out[j])
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _source_boxes(A2s, A1s, ks, H, W, boxes):
+    for n in range(A2s.shape[0]):
+        A1, k = A1s[n], ks[n]
+        lo_x = lo_y = np.inf
+        hi_x = hi_y = -np.inf
+        step = 0.0
+        g = _GRID if k != 0.0 else 2  # without lens the map is affine: the corners bound it
+        inv_r2 = 1.0 / ((W / 2) ** 2 + (H / 2) ** 2)
+        for j in range(A2s.shape[1]):
+            A2 = A2s[n, j]
+            A = _matmul3(A2, A1)
+            # bounds the box filter's factor and the block overhang (row sums) and
+            # _render_warp's f (column norms)
+            step = max(step, abs(A[0, 0]) + abs(A[0, 1]), abs(A[1, 0]) + abs(A[1, 1]),
+                       math.hypot(A[0, 0], A[1, 0]), math.hypot(A[0, 1], A[1, 1]))  # fmt: skip
+            for i in range(g):  # the same grid _render_warp bounds its map with
+                for jj in range(g):
+                    px, py = _map_point(A1, k, A2, W * (jj / (g - 1) - 0.5),
+                                        H * (i / (g - 1) - 0.5), inv_r2)  # fmt: skip
+                    lo_x, hi_x = min(lo_x, px), max(hi_x, px)
+                    lo_y, hi_y = min(lo_y, py), max(hi_y, py)
+        boxes[n, 0] = max(min(lo_y, 1e9), -1e9)
+        boxes[n, 1] = max(min(hi_y, 1e9), -1e9)
+        boxes[n, 2] = max(min(lo_x, 1e9), -1e9)
+        boxes[n, 3] = max(min(hi_x, 1e9), -1e9)
+        boxes[n, 4] = step
+
+
+def source_boxes(f: tuple, out_hw: tuple[int, int]) -> np.ndarray:
+    """Per item of ``fields(records)``: (y0, y1, x0, x1, step), the bounding box of its maps in
+    full-size source edge coordinates (over the grid ``_render_warp`` uses, so a region decode
+    holds everything the kernels read once padded by ``augpipe.decode.load_region``) and the
+    most source pixels per output pixel along an axis (which sizes that padding)."""
+    boxes = np.empty((f[0].shape[0], 5))
+    _source_boxes(f[0], f[1], f[2].astype(np.float64), int(out_hw[0]), int(out_hw[1]), boxes)
+    return boxes
 
 
 def fields(recs: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -164,16 +205,21 @@ def render(
     out: np.ndarray,
     fill: float = 0.0,
     src_scale: tuple[float, float] = (1.0, 1.0),
+    src_offset: tuple[float, float] = (0.0, 0.0),
 ) -> None:
     """Write the record's K crops of ``src`` (HWC uint8, C-contiguous) into ``out`` (K, H, W, 3).
 
     ``src_scale`` = (sy, sx): full-size edge coordinate / ``src`` edge coordinate, for a source
-    decoded at a reduced DCT scale (the record's maps address the full-size image).
+    decoded at a reduced DCT scale (the record's maps address the full-size image);
+    ``src_offset`` = (oy, ox): where ``src`` starts, in those decoded edge coordinates, for a
+    region decode (``augpipe.decode.load_region``).
     """
-    render_item(src, bgr, fields(rec), 0, out, fill, src_scale)
+    render_item(src, bgr, fields(rec), 0, out, fill, src_scale, src_offset)
 
 
-def render_item(src, bgr, f: tuple, j: int, out, fill=0.0, src_scale=(1.0, 1.0)) -> None:
+def render_item(src, bgr, f: tuple, j: int, out, fill=0.0, src_scale=(1.0, 1.0),
+                src_offset=(0.0, 0.0)) -> None:  # fmt: skip
     """``render`` for item ``j`` of ``fields(records)``."""
     _render(src, bool(bgr), f[0][j], f[1][j], float(f[2][j]), f[3][j], f[4][j], f[5][j],
-            bool(f[6][j]), float(fill), float(src_scale[0]), float(src_scale[1]), out)  # fmt: skip
+            bool(f[6][j]), float(fill), float(src_scale[0]), float(src_scale[1]),
+            float(src_offset[0]), float(src_offset[1]), out)  # fmt: skip

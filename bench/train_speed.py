@@ -123,6 +123,16 @@ def markdown(results: list[dict], meta: dict, device: str, data: str, epochs: in
             f"{r['model_only_images_per_s']:.0f} | {r['ratio_e2e_to_model_only']:.2f} | "
             f"{r['peak_memory_mb']:.0f} MB ({r['memory_kind']}) | {r['load_average_before']:.1f} |"
         )
+    cores = os.cpu_count() or 1
+    busy = any(r["load_average_before"] > cores for r in results)
+    caveat = (
+        f"Measured while other processes loaded the machine (load average above its {cores} "
+        "cores): the e2e and model-only rates were taken minutes apart under varying load, so "
+        "their ratio is unreliable here; the data-wait fraction, measured within the same steps "
+        "as the e2e rate, is not affected that way."
+        if busy
+        else ""
+    )
     return "\n".join(
         [
             "`python bench/train_speed.py" + (" --device cuda" if device == "cuda" else "") + "`"
@@ -136,6 +146,13 @@ def markdown(results: list[dict], meta: dict, device: str, data: str, epochs: in
             "",
             *rows,
             "",
+            "On the CPU the loader's workers and the model share the same cores: e2e can fall "
+            "well below model-only while the data wait stays small, because the wait counts only "
+            "the time a step blocked in `next(loader)`, not the core time the workers took from "
+            "the model. With a GPU the model leaves the cores to the workers, and the data wait "
+            "is the GPU's idle share.",
+            "",
+            *([caveat, ""] if caveat else []),
             metadata_line(meta),
         ]
     )

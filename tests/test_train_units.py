@@ -217,3 +217,40 @@ def test_bad_init_checkpoint_is_a_config_error(tmp_path, content):
         path.write_bytes(b"not a checkpoint")
     with pytest.raises(ConfigError, match="--init"):
         load_init(get_model("resnet18", num_classes=3), path)
+
+
+def test_tensorboard_without_the_package_is_a_config_error_naming_the_fix(tmp_path):
+    import importlib.util
+
+    from augpipe.train.metrics import RunLog
+
+    if importlib.util.find_spec("tensorboard") is not None:
+        log = RunLog(tmp_path, tensorboard=True)
+        log.log_epoch({"epoch": 1, "loss": 0.5}, small_cnn(num_classes=2, width=4))
+        log.close()
+        assert any((tmp_path / "tensorboard").iterdir())
+    else:
+        with pytest.raises(ConfigError, match=r"augpipe\[tensorboard\]"):
+            RunLog(tmp_path, tensorboard=True)
+
+
+def test_run_log_writes_nothing_on_other_ranks(tmp_path):
+    from augpipe.train.metrics import RunLog
+
+    log = RunLog(tmp_path / "run", enabled=False)
+    log.write_config({"a": 1})
+    log.log_epoch({"epoch": 1})
+    assert log.save_model(small_cnn(num_classes=2, width=4)) is None
+    assert not (tmp_path / "run").exists()
+
+
+def test_held_out_split_is_stratified_and_deterministic():
+    import numpy as np
+
+    from augpipe.train.split import split_indices
+
+    labels = np.repeat(np.arange(3), [10, 20, 1])
+    train_idx, val_idx = split_indices(labels, 0.1, seed=0)
+    assert np.bincount(labels[val_idx], minlength=3).tolist() == [1, 2, 0]
+    assert len(np.intersect1d(train_idx, val_idx)) == 0 and len(train_idx) + len(val_idx) == 31
+    assert np.array_equal(val_idx, split_indices(labels, 0.1, seed=0)[1])

@@ -8,7 +8,7 @@ to reduced ones by exactly 1/d (the ceil only shortens the last, partial pixel).
 
 Backends (measured in bench/augment_speed.py on the photo corpus, one core):
 full-size decodes use simplejpeg (libjpeg-turbo, fast IDCT and upsampling, RGB out) when it is
-installed (``pip install augpipe[fast]``), ~20% faster than cv2.imdecode; reduced decodes use
+installed (a dependency of augpipe), ~20% faster than cv2.imdecode; reduced decodes use
 cv2.imdecode's ``IMREAD_REDUCED_COLOR_{2,4,8}``, faster than simplejpeg's scaled decode and
 than PIL's ``draft()``. OpenCV's BGR output is not converted: the kernels read it as RGB.
 Raw records are reshaped in place (zero copy).

@@ -144,3 +144,18 @@ def run_peer(
 if __name__ == "__main__":  # quick look at what would be recorded
     json.dump(machine_metadata(), sys.stdout, indent=2)
     print()
+
+
+def load_note(loads: list[float], cores: int | None = None) -> str:
+    """Say honestly whether other work shared the machine, from 1-minute load averages."""
+    cores = cores or os.cpu_count() or 1
+    peak = max(loads) if loads else 0.0
+    if peak > cores + 0.5:
+        return (
+            f"The load average reached {peak:.1f} on {cores} cores: other processes shared the "
+            "machine, so absolute rates are depressed; use the ratios between rows of this run."
+        )
+    return (
+        f"The load average stayed at or below {peak:.1f} on {cores} cores (the benchmark's own "
+        "processes): the machine was otherwise quiet."
+    )

@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (  # noqa: E402
     PeerError,
+    load_note,
     machine_metadata,
     metadata_line,
     run_peer,
@@ -173,10 +174,10 @@ def report(rates: dict, starts: dict, args, meta: dict, loads: list, skipped: di
         metadata_line(meta),
         "Load average (1 min) at the start of each round: "
         + ", ".join(f"{v:.1f}" for v in loads)
-        + ". The 2-core machine was shared with other engineers' builds, tests and benchmarks "
-        "while this ran, so absolute rates are below what an idle machine gives (DESIGN.md's "
-        "idle figures: tv v1 ≈ 790, tv v2 ≈ 1,900, 2-process decode ≈ 4,900 images/s). Ratios "
-        "are given two ways: of the medians, and the median of each round's own ratio.",
+        + ". "
+        + load_note(loads)
+        + " Ratios are given two ways: of the medians, and the median of each round's own "
+        "ratio.",
         "",
         "| loader | images/s (median) | min–max | augpipe 2w ÷ this (medians) "
         "| augpipe 2w ÷ this (per round) | notes |",

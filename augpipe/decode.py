@@ -126,10 +126,12 @@ def load_region(dataset, i: int, scale: float, box, step: float = 1.0, fast: boo
     h, w = (int(v) for v in dataset.sizes[i])
     d = dct_factor(scale)
     hd, wd = -(-h // d), -(-w // d)
-    # _render_warp pads its bounding box by 2 f + 1 (f <= step / d), box-filter blocks overhang
-    # the crop by f - 1, bilinear reads 1 pixel past a sample; + 1 for the floor/ceil and + 1
-    # column each side, since a cropped band's edge columns differ from a full decode's
-    m = int(math.ceil(2.0 * step / d)) + 3
+    # box-filter blocks (factor f) overhang the box by f - 1 pixels, bilinear sampling reads 1
+    # pixel past the box's edge pixels, and a cropped band's edge columns differ from a full
+    # decode's (+ 1 each side, never sampled); the warp kernel's own padding is already in the
+    # box (augpipe.ops.fused.source_boxes)
+    f = int(step / d) if step / d > 2.0 else 1
+    m = f + 1
     y0 = max(int(math.floor(box[0] / d)) - m, 0)
     y1 = min(int(math.ceil(box[1] / d)) + m, hd)
     x0 = max(int(math.floor(box[2] / d)) - m, 0)

@@ -234,3 +234,28 @@ def test_truncated_record_fails_only_when_the_crop_reaches_the_damage():
     np.testing.assert_array_equal(img, full[: img.shape[0]])
     with pytest.raises(DatasetError, match="record 0"):
         T.Compose([T.CenterCrop(64)]).run_batch(ds, [0], 0, 0, np.empty((1, 64, 64, 3), np.uint8))
+
+
+def test_region_margin_is_tight_for_axis_maps_and_padded_for_warps():
+    from augpipe.ops.fused import fields, source_boxes
+    from augpipe.ops.params import min_scales
+
+    ds = _dataset()
+    H = 365  # record 0: 365 x 401, 4:2:0
+    crop_op = T.CenterCrop(64, short_side=300)
+    for ops, axis in (([crop_op], True), ([crop_op, T.Affine(rotate=10)], False)):
+        pipe = T.Compose(ops)
+        recs = pipe.sample_params(ds.sizes[:1], [0], 0, 0)
+        box = source_boxes(fields(recs), (64, 64))[0]
+        A = recs[0]["A2"][0]
+        crop = (A[1, 2] - 32 * abs(A[1, 1]), A[1, 2] + 32 * abs(A[1, 1]))
+        if axis:  # the box is the crop; bilinear + the decoder's edge row/column: 2 pixels
+            np.testing.assert_allclose(box[:2], crop, atol=1e-9)
+        else:  # the warp kernel's padding is in the box
+            assert box[0] < crop[0] - 2 and box[1] > crop[1] + 2
+        img, _, sc, off = decode.load_region(ds, 0, float(min_scales(recs)[0]), box[:4], box[4])
+        assert sc == (1.0, 1.0)
+        y0, y1 = off[0], off[0] + img.shape[0]
+        if axis:
+            assert (y0, y1) == (np.floor(crop[0]) - 2, min(np.ceil(crop[1]) + 2, H))
+        assert y0 <= np.floor(box[0]) and y1 >= min(np.ceil(box[1]), H)

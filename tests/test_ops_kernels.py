@@ -174,3 +174,51 @@ def test_resize_axis_both_pass_orders_flip_bgr_and_colour():
         kernels.resize_axis(src, False, -ax, 40 - ax / 2 - 0.5, ay, ay / 2 - 0.5, cmat, coff,
                             True, out)  # fmt: skip
         assert np.abs(out.astype(int) - col).max() <= 1
+
+
+def test_lerp_pixel_compiled_equals_python_and_swaps_channels():
+    from numba import njit
+
+    from augpipe.ops.simd import lerp_pixel, lerp_pixel2
+
+    @njit
+    def gather(src, offs, fx, fy, bgr, two, dst):
+        for o in range(offs.shape[0]):  # left to right: the spare lane is overwritten
+            if two:
+                lerp_pixel2(src, offs[o], offs[o] + 9, fx[o], fy[o], dst, 3 * o, bgr)
+            else:
+                lerp_pixel(src, offs[o], fx[o], dst, 3 * o, bgr)
+
+    rng = np.random.default_rng(0)
+    src = rng.uniform(0, 255, 40).astype(np.float32)
+    offs = np.array([0, 3, 3, 12, 24, 6], np.uint32)  # pixel offsets; reads up to 24 + 9 + 6
+    fx = rng.uniform(0, 1, len(offs)).astype(np.float32)
+    fy = rng.uniform(0, 1, len(offs)).astype(np.float32)
+    for two in (False, True):
+        for bgr in (False, True):
+            got = np.zeros(len(offs) * 3 + 1, np.float32)  # + 1: the spare lane
+            gather(src, offs, fx, fy, bgr, two, got)
+            ref = np.zeros(len(offs) * 3, np.float32)
+            for o, i in enumerate(offs):  # the plain-Python definitions (NUMBA_DISABLE_JIT)
+                if two:
+                    lerp_pixel2(src, int(i), int(i) + 9, fx[o], fy[o], ref, 3 * o, bgr)
+                else:
+                    lerp_pixel(src, int(i), fx[o], ref, 3 * o, bgr)
+            np.testing.assert_allclose(got[:-1], ref, rtol=0, atol=1e-3)
+            p = src[offs[1] : offs[1] + 6].astype(float)  # pixel 1 by hand, top row only
+            top = p[:3] + fx[1] * (p[3:] - p[:3])
+            if not two:
+                np.testing.assert_allclose(got[3:6], top[::-1] if bgr else top, atol=1e-3)
+
+
+def test_resize_axis_one_pixel_wide_and_tall_sources():
+    # a 1-pixel axis replicates (cv2.resize's border); upscales and downscales, both orders
+    for h, w in ((1, 1), (1, 6), (6, 1), (1, 40), (40, 1)):
+        src = _img(h, w, seed=h * 7 + w)
+        for H, W in ((5, 7), (20, 3)):
+            out = np.empty((H, W, 3), np.uint8)
+            ax, ay = w / W, h / H
+            kernels.resize_axis(src, False, ax, ax / 2 - 0.5, ay, ay / 2 - 0.5, EYE, ZERO, False,
+                                out)  # fmt: skip
+            ref = cv2.resize(src, (W, H), interpolation=cv2.INTER_LINEAR)
+            assert np.abs(out.astype(int) - ref).max() <= 1, (h, w, H, W)

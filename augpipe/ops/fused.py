@@ -12,8 +12,8 @@
 The per-sample decisions run in Numba too (``_render``), so a sample costs one Python call.
 
 Numba's on-disk cache is keyed on each file's own source: the kernels compiled into ``_render``
-stay cached here after ``kernels.py`` changes. After editing ``kernels.py``, touch this file
-(or clear ``augpipe/ops/__pycache__``) so that the new kernels are used.
+stay cached here after ``kernels.py`` or ``simd.py`` changes. After editing those, touch this
+file (or clear ``augpipe/ops/__pycache__``) so that the new kernels are used.
 """
 
 from __future__ import annotations
@@ -153,12 +153,15 @@ def _render(src, bgr, A2s, A1, k, cmat, coff, cmean, color, fill, sy, sx, oy, ox
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
-def _source_boxes(A2s, A1s, ks, H, W, boxes):
+def _source_boxes(A2s, A1s, ks, sizes, H, W, boxes):
     for n in range(A2s.shape[0]):
         A1, k = A1s[n], ks[n]
+        h, w = sizes[n, 0], sizes[n, 1]
         lo_x = lo_y = np.inf
         hi_x = hi_y = -np.inf
         step = 0.0
+        smin = np.inf
+        axis = k == 0.0  # every crop takes _render_axis (decided as _render does)
         g = _GRID if k != 0.0 else 2  # without lens the map is affine: the corners bound it
         inv_r2 = 1.0 / ((W / 2) ** 2 + (H / 2) ** 2)
         for j in range(A2s.shape[1]):
@@ -168,33 +171,50 @@ def _source_boxes(A2s, A1s, ks, H, W, boxes):
             # _render_warp's f (column norms)
             step = max(step, abs(A[0, 0]) + abs(A[0, 1]), abs(A[1, 0]) + abs(A[1, 1]),
                        math.hypot(A[0, 0], A[1, 0]), math.hypot(A[0, 1], A[1, 1]))  # fmt: skip
+            smin = min(smin, math.hypot(A[0, 0], A[1, 0]), math.hypot(A[0, 1], A[1, 1]))
+            ex, ey = abs(A[0, 0]) * W / 2, abs(A[1, 1]) * H / 2
+            axis = (axis and A[0, 1] == 0.0 and A[1, 0] == 0.0
+                    and A[0, 2] - ex >= 0.0 and A[0, 2] + ex <= w
+                    and A[1, 2] - ey >= 0.0 and A[1, 2] + ey <= h)  # fmt: skip
             for i in range(g):  # the same grid _render_warp bounds its map with
                 for jj in range(g):
                     px, py = _map_point(A1, k, A2, W * (jj / (g - 1) - 0.5),
                                         H * (i / (g - 1) - 0.5), inv_r2)  # fmt: skip
                     lo_x, hi_x = min(lo_x, px), max(hi_x, px)
                     lo_y, hi_y = min(lo_y, py), max(hi_y, py)
-        boxes[n, 0] = max(min(lo_y, 1e9), -1e9)
-        boxes[n, 1] = max(min(hi_y, 1e9), -1e9)
-        boxes[n, 2] = max(min(lo_x, 1e9), -1e9)
-        boxes[n, 3] = max(min(hi_x, 1e9), -1e9)
+        pad = 0.0
+        if not axis:
+            # _render_warp pads its bounding box by 2 f + 1 decoded pixels and its box-filter
+            # blocks overhang by f - 1 more (f <= max(step / d, 1)); load_region adds f + 1
+            # around the box, so 2 f decoded = 2 max(step, d) full-size pixels complete it
+            if k < 0:
+                smin *= 1.0 + 3.0 * k
+            d = 8.0 if smin >= 8.0 else 4.0 if smin >= 4.0 else 2.0 if smin >= 2.0 else 1.0
+            pad = 2.0 * max(step, d)  # d as augpipe.decode.dct_factor picks it
+        boxes[n, 0] = max(min(lo_y - pad, 1e9), -1e9)
+        boxes[n, 1] = max(min(hi_y + pad, 1e9), -1e9)
+        boxes[n, 2] = max(min(lo_x - pad, 1e9), -1e9)
+        boxes[n, 3] = max(min(hi_x + pad, 1e9), -1e9)
         boxes[n, 4] = step
 
 
 def source_boxes(f: tuple, out_hw: tuple[int, int]) -> np.ndarray:
-    """Per item of ``fields(records)``: (y0, y1, x0, x1, step), the bounding box of its maps in
-    full-size source edge coordinates (over the grid ``_render_warp`` uses, so a region decode
-    holds everything the kernels read once padded by ``augpipe.decode.load_region``) and the
-    most source pixels per output pixel along an axis (which sizes that padding)."""
+    """Per item of ``fields(records)``: (y0, y1, x0, x1, step), in full-size source edge
+    coordinates, the box a region decode must hold: the bounding box of the item's maps (over
+    the grid ``_render_warp`` uses), widened by ``_render_warp``'s own padding for items that
+    take the warp kernel, and ``step``, the most source pixels per output pixel along an axis.
+    ``augpipe.decode.load_region`` adds the margin that bilinear sampling, the box filter and
+    the decoder's edge columns need around it (sized by ``step``)."""
     boxes = np.empty((f[0].shape[0], 5))
-    _source_boxes(f[0], f[1], f[2].astype(np.float64), int(out_hw[0]), int(out_hw[1]), boxes)
+    _source_boxes(f[0], f[1], f[2].astype(np.float64), f[7], int(out_hw[0]), int(out_hw[1]),
+                  boxes)  # fmt: skip
     return boxes
 
 
 def fields(recs: np.ndarray) -> tuple[np.ndarray, ...]:
     """A batch of records as contiguous per-field arrays (fast per-sample views for ``render``)."""
     recs = np.asarray(recs).reshape(-1)
-    names = ("A2", "A1", "k", "cmat", "coff", "cmean", "color")
+    names = ("A2", "A1", "k", "cmat", "coff", "cmean", "color", "src_hw")
     return tuple(np.ascontiguousarray(recs[n]) for n in names)
 
 

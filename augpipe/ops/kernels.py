@@ -4,9 +4,9 @@ Coordinates: a source *centre* coordinate ``s`` addresses pixel ``floor(s)`` ble
 one; pixel ``i``'s centre is at ``i`` (edge coordinate ``i + 0.5``), the OpenCV convention, so
 ``resize_axis`` with ``a = src/dst`` and ``b = a/2 - 0.5`` reproduces ``cv2.resize``'s sampling.
 
-Channel order: every kernel reads BGR sources (OpenCV's decode) as RGB when ``bgr`` is True, so
-the swap costs nothing. Colour: ``rgb' = cmat @ rgb + coff`` per pixel (``color`` False skips it),
-then rounding half up and clamping to uint8, written once.
+Channel order: every kernel reads BGR sources (OpenCV's decode) as RGB when ``bgr`` is True (a
+lane shuffle inside the gather, no extra pass). Colour: ``rgb' = cmat @ rgb + coff`` per pixel
+(``color`` False skips it), then rounding half up and clamping to uint8, written once.
 
 Nothing here compiles at import: ``cache=True`` keeps the machine code on disk for the next
 process.
@@ -17,11 +17,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from augpipe.ops.simd import lerp_pixel, lerp_pixel2
+
 _FAST = dict(nogil=True, cache=True, fastmath=True, error_model="numpy", boundscheck=False)
-# A gathered pixel (3 scalar blends through an index table) costs about as much as this many
-# contiguous, vectorised element blends (measured on AVX2/AVX-512 machines): ``resize_axis``
-# uses it to pick its pass order per sample.
-_GATHER_COST = 24
+# What one gathered output pixel (``simd.lerp_pixel``) costs in contiguous, vectorised element
+# operations (a u8->f32 conversion or a row blend), measured on an AVX-512 machine: 224 pixels
+# gathered ~105 ns, 672 elements blended ~20 ns. ``resize_axis`` picks its pass order with it.
+_GATHER_COST = 16
 
 
 @njit(**_FAST)
@@ -56,101 +58,52 @@ def _color_row(frow, cmat, coff, orow):
 
 
 @njit(**_FAST)
-def _hblend(row, xu, wx, c0, c2, dst):
-    """dst[3o + c] = row's pixels xu[o]/3 and the next blended by wx[o], channels read c0, 1, c2.
+def _to_float(row, dst):
+    for j in range(row.shape[0]):  # contiguous u8 -> f32: vectorised
+        dst[j] = np.float32(row[j])
 
-    ``xu`` holds unsigned byte offsets: an unsigned index needs no negative-index wraparound
-    code, which otherwise costs more than the blend itself in this gather loop.
-    """
-    one = np.float32(1.0)
-    u1, u3, u4 = np.uint32(1), np.uint32(3), np.uint32(4)
+
+@njit(**_FAST)
+def _lerp_rows(a, b, f, dst):
+    for j in range(dst.shape[0]):  # contiguous saxpy (u8 or f32 rows in): vectorised
+        x = np.float32(a[j])
+        dst[j] = x + f * (np.float32(b[j]) - x)
+
+
+@njit(**_FAST)
+def _round_row(frow, orow):
+    # bilinear weights keep values in [0, 255]: rounding half up needs no clamp
+    half = np.float32(0.5)
+    for j in range(orow.shape[0]):
+        orow[j] = np.uint8(frow[j] + half)
+
+
+@njit(**_FAST)
+def _lerp_rows_u8(a, b, f, orow):
+    half = np.float32(0.5)
+    for j in range(orow.shape[0]):
+        x = a[j]
+        orow[j] = np.uint8(x + f * (b[j] - x) + half)
+
+
+@njit(**_FAST)
+def _hgather(frow, xu, wx, bgr, dst):
+    # left to right: each pixel's spare 4th lane is overwritten by the next pixel
     for o in range(xu.shape[0]):
-        i = xu[o]
-        f = wx[o]
-        g = one - f
-        dst[3 * o] = np.float32(row[i + c0]) * g + np.float32(row[i + u3 + c0]) * f
-        dst[3 * o + 1] = np.float32(row[i + u1]) * g + np.float32(row[i + u4]) * f
-        dst[3 * o + 2] = np.float32(row[i + c2]) * g + np.float32(row[i + u3 + c2]) * f
-
-
-@njit(**_FAST)
-def _vfirst(src2, yi, wy, xu, wx, cmin, n, c0, c2, cmat, coff, color, out2):
-    # per output row: blend its two source rows over the crop's columns (contiguous,
-    # vectorised), then gather the output pixels from that float row
-    h = src2.shape[0]
-    tmp = np.zeros(n + 3, np.float32)  # +1 pixel of zeros: the weight-0 partner of a 1-wide source
-    one = np.float32(1.0)
-    half = np.float32(0.5)
-    u1, u3, u4 = np.uint32(1), np.uint32(3), np.uint32(4)
-    frow = np.empty(out2.shape[1], np.float32)
-    b0 = cmin * 3
-    for oy in range(out2.shape[0]):
-        r0 = src2[yi[oy], b0 : b0 + n]
-        r1 = src2[min(yi[oy] + 1, h - 1), b0 : b0 + n]
-        f = wy[oy]
-        g = one - f
-        for j in range(n):
-            tmp[j] = g * np.float32(r0[j]) + f * np.float32(r1[j])
-        orow = out2[oy]
-        if color:
-            _hblend(tmp, xu, wx, c0, c2, frow)
-            _color_row(frow, cmat, coff, orow)
-            continue
-        for o in range(xu.shape[0]):
-            i = xu[o]
-            fx = wx[o]
-            gx = one - fx
-            # bilinear weights keep values in [0, 255]: no clamp needed
-            orow[3 * o] = np.uint8(tmp[i + c0] * gx + tmp[i + u3 + c0] * fx + half)
-            orow[3 * o + 1] = np.uint8(tmp[i + u1] * gx + tmp[i + u4] * fx + half)
-            orow[3 * o + 2] = np.uint8(tmp[i + c2] * gx + tmp[i + u3 + c2] * fx + half)
-
-
-@njit(**_FAST)
-def _hfirst(src2, yi, wy, xu, wx, c0, c2, cmat, coff, color, out2):
-    # each needed source row is blended horizontally once, into a 2-row ring (slot = row
-    # parity); each output row then blends its two ring rows (contiguous, vectorised)
-    h = src2.shape[0]
-    W3 = out2.shape[1]
-    ring = np.empty((2, W3), np.float32)
-    held = np.full(2, -1, np.int64)
-    one = np.float32(1.0)
-    half = np.float32(0.5)
-    frow = np.empty(W3, np.float32)
-    for oy in range(out2.shape[0]):
-        y0 = yi[oy]
-        y1 = min(y0 + 1, h - 1)
-        if held[y0 & 1] != y0:
-            _hblend(src2[y0], xu, wx, c0, c2, ring[y0 & 1])
-            held[y0 & 1] = y0
-        if held[y1 & 1] != y1:
-            _hblend(src2[y1], xu, wx, c0, c2, ring[y1 & 1])
-            held[y1 & 1] = y1
-        a = ring[y0 & 1]
-        b = ring[y1 & 1]
-        f = wy[oy]
-        g = one - f
-        orow = out2[oy]
-        if color:
-            for j in range(W3):
-                frow[j] = a[j] * g + b[j] * f
-            _color_row(frow, cmat, coff, orow)
-        else:
-            for j in range(W3):
-                orow[j] = np.uint8(a[j] * g + b[j] * f + half)
+        lerp_pixel(frow, xu[o], wx[o], dst, 3 * o, bgr)
 
 
 @njit(**_FAST)
 def resize_axis(src, bgr, ax, bx, ay, by, cmat, coff, color, out):
     """Axis-aligned map (crop, scale, flip): out[y, x] = src(ay*y + by, ax*x + bx), bilinear.
 
-    Separable, in whichever order gathers fewer pixels: vertical first (each output row blends
-    two source rows over the crop's columns, then gathers) or horizontal first (each source row
-    the output needs is resampled once, then output rows blend two of them), which wins when
-    the crop has fewer rows than the output. The gathers go through per-column tables of
-    unsigned offsets and weights; a negative ``ax`` flips (decreasing offsets), and the BGR
-    swap is folded into the channel offsets. Without colour, bilinear weights keep values in
-    [0, 255], so the write needs no clamp.
+    Separable, in whichever order costs less: vertical first (each output row blends two
+    source rows over the crop's columns, then gathers its pixels) or horizontal first (each
+    source row the output needs is converted to float and resampled once, then output rows
+    blend two of them), which wins when the crop has fewer rows than the output. Every
+    contiguous pass vectorises; the horizontal gather blends a whole pixel per step
+    (``simd.lerp_pixel``) through per-column tables of offsets and weights. A negative ``ax``
+    flips (decreasing offsets); the BGR swap is a lane shuffle inside the gather.
     """
     H, W = out.shape[0], out.shape[1]
     h, w = src.shape[0], src.shape[1]
@@ -163,23 +116,52 @@ def resize_axis(src, bgr, ax, bx, ay, by, cmat, coff, color, out):
     cmin = xi.min()
     cmax = min(xi.max() + 1, w - 1)
     n = (cmax - cmin + 1) * 3
-    seen = np.zeros(h, np.bool_)
+    rows = 0  # distinct source rows the output reads (yi is monotonic)
+    last = -1
     for oy in range(H):
-        seen[yi[oy]] = True
-        seen[min(yi[oy] + 1, h - 1)] = True
-    rows = seen.sum()  # source rows the output reads
+        y0 = yi[oy]
+        y1 = min(y0 + 1, h - 1)
+        rows += (y0 > last) + (y1 > y0 and y1 > last)
+        last = max(last, y1)
     src2 = src.reshape(h, w * 3)
     out2 = out.reshape(H, W * 3)
-    c0 = np.uint32(2 if bgr else 0)
-    c2 = np.uint32(0 if bgr else 2)
-    xu = np.empty(W, np.uint32)
-    hfirst = w > 1 and (rows * W * _GATHER_COST + H * W * 3 < H * W * _GATHER_COST + H * n)
+    hfirst = rows * (W * _GATHER_COST + n) + H * W * 3 < H * (n + W * _GATHER_COST + W * 3)
+    base = 0 if hfirst else cmin * 3
+    xu = np.empty(W, np.uint32)  # unsigned: no negative-index wraparound code in the gather
     for o in range(W):
-        xu[o] = xi[o] * 3 if hfirst else (xi[o] - cmin) * 3
+        xu[o] = xi[o] * 3 - base
+    frow = np.empty(W * 3 + 1, np.float32)  # +1: the gather's spare lane
     if hfirst:
-        _hfirst(src2, yi, wy, xu, wx, c0, c2, cmat, coff, color, out2)
+        fsrc = np.zeros(w * 3 + 4, np.float32)  # +4 zeros: the spare lane and a 1-wide source
+        ring = np.empty((2, W * 3 + 1), np.float32)
+        held = np.full(2, -1, np.int64)  # source row held in each ring slot (slot = parity)
+        for oy in range(H):
+            y0 = yi[oy]
+            y1 = min(y0 + 1, h - 1)
+            for y in (y0, y1):
+                if held[y & 1] != y:
+                    _to_float(src2[y], fsrc)
+                    _hgather(fsrc, xu, wx, bgr, ring[y & 1])
+                    held[y & 1] = y
+            a = ring[y0 & 1, : W * 3]
+            b = ring[y1 & 1, : W * 3]
+            if color:
+                _lerp_rows(a, b, wy[oy], frow[: W * 3])
+                _color_row(frow, cmat, coff, out2[oy])
+            else:
+                _lerp_rows_u8(a, b, wy[oy], out2[oy])
     else:
-        _vfirst(src2, yi, wy, xu, wx, cmin, n, c0, c2, cmat, coff, color, out2)
+        tmp = np.zeros(n + 4, np.float32)  # +4 zeros: the spare lane and a 1-wide source
+        for oy in range(H):
+            y0 = yi[oy]
+            r0 = src2[y0, base : base + n]
+            r1 = src2[min(y0 + 1, h - 1), base : base + n]
+            _lerp_rows(r0, r1, wy[oy], tmp[:n])
+            _hgather(tmp, xu, wx, bgr, frow)
+            if color:
+                _color_row(frow, cmat, coff, out2[oy])
+            else:
+                _round_row(frow, out2[oy])
 
 
 @njit(**_FAST)
@@ -198,9 +180,10 @@ def warp(src, bgr, y0, y1, x0, x1, A1, k, A2, fill, cmat, coff, color, out):
     w = x1 - x0
     stride = (w + 3) * 3
     fl = np.float32(fill)
-    reg = np.empty((h + 3) * stride, np.float32)
+    reg = np.empty((h + 3) * stride + 4, np.float32)  # + 4: the gathers' spare lane
     reg[:stride] = fl
-    reg[(h + 1) * stride :] = fl
+    reg[(h + 1) * stride : (h + 3) * stride] = fl
+    reg[(h + 3) * stride :] = 0.0
     src2 = src.reshape(src.shape[0], src.shape[1] * 3)
     for y in range(h):  # contiguous, vectorised; the channel swap happens in the gathers
         row = src2[y0 + y, x0 * 3 : x1 * 3]
@@ -213,22 +196,18 @@ def warp(src, bgr, y0, y1, x0, x1, A1, k, A2, fill, cmat, coff, color, out):
         for j in range(w * 3):
             dst[j] = np.float32(row[j])
     # unsigned offsets: no negative-index wraparound code in the gathers
-    c0 = np.uint32(2 if bgr else 0)
-    c2 = np.uint32(0 if bgr else 2)
-    u1, u3, u4 = np.uint32(1), np.uint32(3), np.uint32(4)
     ustride = np.uint32(stride)
     cx = W * 0.5
     cy = H * 0.5
     inv_r2 = np.float32(1.0 / (cx * cx + cy * cy))
     kk = np.float32(k)
     one = np.float32(1.0)
-    half = np.float32(0.5)
     p00, p01, p02 = np.float32(A1[0, 0]), np.float32(A1[0, 1]), np.float32(A1[0, 2])
     p10, p11, p12 = np.float32(A1[1, 0]), np.float32(A1[1, 1]), np.float32(A1[1, 2])
     # source edge coordinate -> padded-buffer centre coordinate: - 0.5 - origin + 1
     q00, q01, q02 = np.float32(A2[0, 0]), np.float32(A2[0, 1]), np.float32(A2[0, 2] + 0.5 - x0)
     q10, q11, q12 = np.float32(A2[1, 0]), np.float32(A2[1, 1]), np.float32(A2[1, 2] + 0.5 - y0)
-    frow = np.empty(W * 3, np.float32)
+    frow = np.empty(W * 3 + 1, np.float32)  # + 1: the gathers' spare lane
     xmax = np.float32(w + 1)
     ymax = np.float32(h + 1)
     zero = np.float32(0.0)
@@ -254,30 +233,14 @@ def warp(src, bgr, y0, y1, x0, x1, A1, k, A2, fill, cmat, coff, color, out):
             wx[ox] = sx - ix
             wy[ox] = sy - iy
             idx[ox] = iy * stride + ix * 3
-        orow = out2[oy]
+        # left to right: each pixel's spare 4th lane is overwritten by the next pixel
         for ox in range(W):
             i = idx[ox]
-            j = i + ustride
-            fx = wx[ox]
-            fy = wy[ox]
-            gx = one - fx
-            gy = one - fy
-            r = (gx * reg[i + c0] + fx * reg[i + u3 + c0]) * gy + (
-                gx * reg[j + c0] + fx * reg[j + u3 + c0]) * fy  # fmt: skip
-            gg = (gx * reg[i + u1] + fx * reg[i + u4]) * gy + (
-                gx * reg[j + u1] + fx * reg[j + u4]) * fy  # fmt: skip
-            bb = (gx * reg[i + c2] + fx * reg[i + u3 + c2]) * gy + (
-                gx * reg[j + c2] + fx * reg[j + u3 + c2]) * fy  # fmt: skip
-            if color:
-                frow[3 * ox] = r
-                frow[3 * ox + 1] = gg
-                frow[3 * ox + 2] = bb
-            else:
-                orow[3 * ox] = np.uint8(r + half)
-                orow[3 * ox + 1] = np.uint8(gg + half)
-                orow[3 * ox + 2] = np.uint8(bb + half)
+            lerp_pixel2(reg, i, i + ustride, wx[ox], wy[ox], frow, 3 * ox, bgr)
         if color:
-            _color_row(frow, cmat, coff, orow)
+            _color_row(frow, cmat, coff, out2[oy])
+        else:
+            _round_row(frow, out2[oy])
 
 
 @njit(nogil=True, cache=True, error_model="numpy")

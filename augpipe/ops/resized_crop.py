@@ -60,6 +60,8 @@ class RandomResizedCrop(Op):
             cw[ok] = w[ok]
             ch[ok] = h[ok]
             found |= ok
+            if found.all():  # later attempts could not change any sample: skip drawing them
+                break
         # fallback: the largest centre crop whose ratio is clamped into the range
         miss = ~found
         in_r = W / H

@@ -196,13 +196,24 @@ class Compose:
             )
         if not out.flags.c_contiguous:
             raise bad_param("out", "a C-contiguous array", "a strided view", "pass np.empty(...)")
+        view = out.reshape(len(indices), self.n_crops, *out.shape[-3:])
+        for j, (img, bgr, sc, off, f) in self._decoded(dataset, indices, seed, epoch):
+            render_item(img, bgr, f, j, view[j], self.fill, sc, off)
+
+    def decode_batch(self, dataset, indices, seed: int, epoch: int) -> int:
+        """Only the decode that ``run_batch`` does (the same regions and DCT scales), no
+        augmentation: what ``augpipe bench`` times as the decode stage. Returns the count."""
+        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        return sum(1 for _ in self._decoded(dataset, indices, seed, epoch))
+
+    def _decoded(self, dataset, indices: np.ndarray, seed: int, epoch: int):
+        """Yield (j, (image, bgr, scale, offset, fields)) for each sample, decoded crop-aware."""
         sizes = np.asarray(dataset.sizes)[indices]
         recs = self.sample_params(sizes, indices, seed, epoch)
-        view = out.reshape(len(indices), self.n_crops, *out.shape[-3:])
         f = fields(recs)
         scales = min_scales(recs)
         # decode only each sample's source bounding box (JPEG records, region decode built)
-        boxes = source_boxes(f, out.shape[-3:-1])
+        boxes = source_boxes(f, self.output_shape[-3:-1])
         for j, i in enumerate(indices):
             try:
                 img, bgr, sc, off = load_region(
@@ -216,4 +227,4 @@ class Compose:
                 ) from None
             if not img.flags.c_contiguous:
                 img = np.ascontiguousarray(img)
-            render_item(img, bgr, f, j, view[j], self.fill, sc, off)
+            yield j, (img, bgr, sc, off, f)

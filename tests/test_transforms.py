@@ -243,3 +243,23 @@ def test_run_batch_checks_out(tiny_packed):
     pipe = T.Compose([T.CenterCrop(16)])
     with pytest.raises(ConfigError, match="out"):
         pipe.run_batch(ds, np.arange(2), 0, 0, np.zeros((2, 8, 8, 3), np.uint8))
+
+
+def test_decode_batch_decodes_what_run_batch_renders(tiny_packed, monkeypatch):
+    from augpipe.format.dataset import ShardDataset
+
+    ds = ShardDataset(tiny_packed)
+    pipe = T.Compose([T.RandomResizedCrop(16), T.HorizontalFlip()]).bind(ds)
+    idx = np.arange(len(ds))
+    calls: list[tuple] = []
+    real = T.load_region
+
+    def spy(dataset, i, scale, box, step, *a, **k):
+        calls.append((i, scale, tuple(np.round(box, 6)), step))
+        return real(dataset, i, scale, box, step, *a, **k)
+
+    monkeypatch.setattr(T, "load_region", spy)
+    assert pipe.decode_batch(ds, idx, 3, 1) == len(ds)
+    decoded, calls[:] = list(calls), []
+    pipe.run_batch(ds, idx, 3, 1, np.empty((len(ds), 16, 16, 3), np.uint8))
+    assert decoded == calls  # the same records, regions and DCT scales

@@ -52,7 +52,7 @@ def text_report(r: dict) -> str:
             disk["warm"],
             "fits in page cache" if disk["fits_in_cache"] else "larger than free memory",
         ),
-        _row("decode only, per core", st["decode"], "full decode"),
+        _row("decode only, per core", st["decode"], "crop-aware decode only"),
         _row("decode + augment, per core", st["decode_augment"], "crop-aware decode + kernel"),
     ]
     for w, fig in st["loader"].items():

@@ -104,7 +104,7 @@ def _run_bench(path, cfg: BenchConfig, log: Callable[[str], None]) -> dict:
     st["disk"] = stages.shard_read(ds, s, cfg.seed)
     out["dataset"]["bytes"] = st["disk"]["bytes"]
     log("decode only, one core")
-    st["decode"] = stages.decode_only(ds, s, cfg.seed)
+    st["decode"] = stages.decode_only(ds, pipeline, s, cfg.seed)
     log("decode + augment, one core")
     st["decode_augment"] = stages.decode_augment(ds, pipeline, s, cfg.seed)
     st["loader"] = {}

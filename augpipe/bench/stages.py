@@ -128,14 +128,17 @@ def shard_read(ds, seconds: float, seed: int) -> dict:
 # ---------------------------------------------------------------------------- CPU stages
 
 
-def decode_only(ds, seconds: float, seed: int, batch: int = 64) -> dict:
-    """Full decode of stored records, one process (per core)."""
+def decode_only(ds, pipeline, seconds: float, seed: int, batch: int = 64) -> dict:
+    """The pipeline's own decode alone (the same crop regions and DCT scales as
+    ``run_batch``, no augmentation), one process (per core)."""
+    bound = pipeline.bind(ds)
     idx = _sample(len(ds), batch, seed + 1)
+    epoch = [0]
 
     def run() -> int:
-        for i in idx:
-            ds.image(int(i))
-        return len(idx)
+        n = bound.decode_batch(ds, idx, seed, epoch[0])
+        epoch[0] += 1  # new crops each repeat
+        return n
 
     return timed_rates(run, seconds)
 

@@ -41,6 +41,7 @@ from augpipe import transforms as T  # noqa: E402
 from augpipe.format.dataset import ShardDataset  # noqa: E402
 from bench.common import (  # noqa: E402
     PeerError,
+    load_note,
     machine_metadata,
     metadata_line,
     run_peer,
@@ -261,8 +262,8 @@ def main() -> int:
         f"{n} records of `{args.packed}` (JPEG), {args.repeats} interleaved timed passes after "
         f"1 warm-up, "
         f"batches of {args.batch}, output {S}×{S} uint8. Load average during the run: "
-        f"{load0:.1f} → {load1:.1f} on a shared machine (other engineers' jobs were running: "
-        f"absolute rates are noisy, the ratios between rows of one run are the figures to use)."
+        f"{load0:.1f} → {load1:.1f}. "
+        + load_note([load0, load1])
         + " The torchvision peer runs after the interleaved rows, in its own process."
         + peer_note,
         "",

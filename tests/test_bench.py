@@ -128,3 +128,15 @@ def test_drop_page_cache_accepts_plain_files(tmp_path):
     f.write_bytes(b"\0" * 4096)
     assert drop_page_cache([f]) in (True, False)
     assert f.read_bytes() == b"\0" * 4096
+
+
+def test_shard_read_leaves_the_shards_cached_for_the_next_stages(tiny_packed, monkeypatch):
+    from augpipe.bench import stages
+    from augpipe.format.dataset import ShardDataset
+
+    warmed: list[list[str]] = []
+    monkeypatch.setattr(stages, "warm_page_cache", lambda paths: warmed.append(list(paths)))
+    ds = ShardDataset(tiny_packed)
+    out = stages.shard_read(ds, 0.05, 0)
+    assert out["fits_in_cache"]
+    assert warmed == [[str(p) for p in ds.shard_files()]]

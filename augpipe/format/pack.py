@@ -180,7 +180,7 @@ def _write_shards(source, tmp, opts, budget, workers, strict, progress, report):
     results = run_ordered(items, opts, workers)  # workers start before tqdm's monitor thread
     bar = tqdm(total=len(items), unit="img", disable=None if progress else True, leave=False)
     try:
-        for pos, ok, h, w, payload, part in results:
+        for pos, ok, h, w, payload, part, crc in results:
             bar.update(1)
             path, label = source.items[pos]
             if not ok:
@@ -192,7 +192,7 @@ def _write_shards(source, tmp, opts, budget, workers, strict, progress, report):
                 report.skipped.append((source.relative(path), payload))
                 continue
             idx = len(rows)
-            value = record.encode(idx, label, h, w, opts["format"], payload)
+            value = record.encode(idx, label, h, w, opts["format"], payload, crc)
             if writer is not None and writer.payload_bytes + len(value) > budget:
                 _close_shard(writer, shards, report)
                 writer = None

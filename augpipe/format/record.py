@@ -48,8 +48,11 @@ def key(index: int) -> bytes:
     return _KEY.pack(index)
 
 
-def encode(index: int, label: int, height: int, width: int, encoding: str, payload) -> bytes:
-    """Header + payload as one bytes object, ready for ``txn.put``."""
+def encode(
+    index: int, label: int, height: int, width: int, encoding: str, payload, crc: int | None = None
+) -> bytes:
+    """Header + payload as one bytes object, ready for ``txn.put``. ``crc``: the payload's
+    CRC32 when the caller already has it (pack workers compute it), else computed here."""
     payload = memoryview(payload).cast("B")
     head = HEADER.pack(
         MAGIC,
@@ -59,11 +62,11 @@ def encode(index: int, label: int, height: int, width: int, encoding: str, paylo
         3,
         ENCODINGS[encoding],
         0,
-        zlib.crc32(payload),
+        zlib.crc32(payload) if crc is None else crc,
         len(payload),
         index,
     )
-    return head + payload.tobytes()
+    return b"".join((head, payload))  # one copy of the payload
 
 
 def decode_header(value) -> RecordHeader:

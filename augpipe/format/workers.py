@@ -1,8 +1,12 @@
 """Decode/encode input images, in this process or in worker processes, results in input order.
 
-Work is sent in chunks, round-robin: chunk k goes to worker k % N and every worker answers its
-chunks in the order it got them, so the main process reads chunk k from worker k % N and sees
-results in input order whatever N is.
+Work is sent in chunks, each to the worker with the fewest queued; every worker answers its
+chunks in the order it got them, so the main process knows which chunk each answer is. It reads
+answers from whichever worker has one ready (``selectors``) and holds them until their turn, so
+results come out in input order whatever N is, and a worker never stalls writing an answer
+while the main process waits on another one (with a fixed reading order, a worker that ran ahead
+blocked on its full pipe: 2 workers packed barely faster than 1). Each worker also computes the
+record's CRC32 and statistics sums, leaving the main process only ordering and writing.
 
 Workers are fresh interpreters (``python -m augpipe.format.workers``) talking over their
 stdin/stdout with length-prefixed frames: JSON for tasks, a fixed binary layout for results.
@@ -17,10 +21,14 @@ from __future__ import annotations
 
 import json
 import os
+import queue
+import selectors
 import signal
 import struct
 import subprocess
 import sys
+import threading
+import zlib
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,8 +39,9 @@ from augpipe.errors import WorkerError
 from augpipe.format import stats
 from augpipe.format.imageio import BadImage, load_for_pack
 
-# per item: position, ok flag, height, width, length of payload (ok) or reason (not ok)
-_ITEM = struct.Struct("<qBIII")
+# per item: position, ok flag, height, width, CRC32 of the payload (0 when not ok),
+# length of payload (ok) or reason (not ok)
+_ITEM = struct.Struct("<qBIIII")
 _STATS = struct.Struct("<13d")
 _FRAME = struct.Struct("<Q")  # length prefix of each message between processes
 
@@ -68,43 +77,58 @@ def process_chunk(chunk: list, opts: dict) -> bytes:
             )
         except BadImage as exc:
             reason = str(exc).encode("utf-8", "replace")
-            out += [_ITEM.pack(pos, 0, 0, 0, len(reason)), reason]
+            out += [_ITEM.pack(pos, 0, 0, 0, 0, len(reason)), reason]
             continue
         h, w = pixels.shape[:2]
-        part = stats.partial(pixels, pos)
-        out += [_ITEM.pack(pos, 1, h, w, len(payload)), _STATS.pack(*part), payload]
+        part = stats.partial(pixels, pos)  # per-record sums: the parent only adds them up
+        head = _ITEM.pack(pos, 1, h, w, zlib.crc32(payload), len(payload))
+        out += [head, _STATS.pack(*part), payload]
     return b"".join(out)
 
 
 def parse_results(blob: bytes) -> Iterator[tuple]:
-    """Yield (position, ok, height, width, payload-or-reason, stats partial or None)."""
+    """Yield (position, ok, height, width, payload-or-reason, stats partial or None, CRC32 of
+    the payload or None)."""
     view = memoryview(blob)
     off = 0
     while off < len(view):
-        pos, ok, h, w, n = _ITEM.unpack_from(view, off)
+        pos, ok, h, w, crc, n = _ITEM.unpack_from(view, off)
         off += _ITEM.size
         part = None
         if ok:
             part = np.array(_STATS.unpack_from(view, off), dtype=np.float64)
             off += _STATS.size
-            yield pos, True, h, w, view[off : off + n], part
+            yield pos, True, h, w, view[off : off + n], part, crc
         else:
-            yield pos, False, 0, 0, bytes(view[off : off + n]).decode("utf-8", "replace"), None
+            reason = bytes(view[off : off + n]).decode("utf-8", "replace")
+            yield pos, False, 0, 0, reason, None, None
         off += n
 
 
-def _read_frame(f) -> bytes | None:
-    head = f.read(8)
-    if len(head) < 8:
+def _read_exact(f, n: int) -> bytearray | None:
+    """``n`` bytes from a (possibly unbuffered) binary stream; None at end of stream."""
+    buf = bytearray(n)
+    view, got = memoryview(buf), 0
+    while got < n:
+        k = f.readinto(view[got:])
+        if not k:
+            return None
+        got += k
+    return buf
+
+
+def _read_frame(f) -> bytearray | None:
+    head = _read_exact(f, 8)
+    if head is None:
         return None
     (n,) = _FRAME.unpack(head)
-    data = f.read(n)
-    return data if len(data) == n else None
+    return _read_exact(f, n)
 
 
 def _write_frame(f, data: bytes) -> None:
-    f.write(_FRAME.pack(len(data)))
-    f.write(data)
+    view = memoryview(_FRAME.pack(len(data)) + data)
+    while view:  # an unbuffered pipe may take less than everything in one write
+        view = view[f.write(view) :]
     f.flush()
 
 
@@ -113,11 +137,27 @@ def _worker_main() -> None:
     frames on stdout until stdin closes or an empty frame arrives."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     opts = json.loads(sys.argv[1])
+    try:  # one process per core already: OpenCV's own threads would only contend with them
+        import cv2
+
+        cv2.setNumThreads(1)
+    except ImportError:
+        pass
     # Keep the protocol stream private: anything a library prints goes to stderr instead.
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     inp = sys.stdin.buffer
-    while (task := _read_frame(inp)) is not None and task:
+    # A thread drains stdin so the parent's task writes never block while we are blocked
+    # writing a result it has not read yet (no deadlock, whatever the size of the tasks).
+    tasks: queue.SimpleQueue = queue.SimpleQueue()
+
+    def read_tasks() -> None:
+        while (task := _read_frame(inp)) is not None and task:
+            tasks.put(task)
+        tasks.put(None)
+
+    threading.Thread(target=read_tasks, daemon=True).start()
+    while (task := tasks.get()) is not None:
         _write_frame(out, process_chunk(json.loads(task), opts))
 
 
@@ -130,14 +170,17 @@ class _Worker:
             [sys.executable, "-m", "augpipe.format.workers", opts_json],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            bufsize=0,  # unbuffered: select() on stdout must not miss bytes held in a buffer
             env=env,
             start_new_session=True,  # Ctrl-C reaches only the main process, which stops us
         )
+        self.queued: deque[int] = deque()  # chunks sent to this worker, in the order sent
 
-    def send(self, data: bytes) -> None:
+    def send(self, k: int, data: bytes) -> None:
         _write_frame(self.proc.stdin, data)
+        self.queued.append(k)
 
-    def recv(self) -> bytes | None:
+    def recv(self) -> bytearray | None:
         return _read_frame(self.proc.stdout)
 
     def stop(self) -> None:
@@ -153,9 +196,16 @@ class _Worker:
         self.proc.stdout.close()
 
 
-def run_ordered(items: list[tuple[int, str]], opts: dict, workers: int, chunk: int = 8):
+def run_ordered(
+    items: list[tuple[int, str]], opts: dict, workers: int, chunk: int = 8, depth: int = 4
+):
     """Yield parsed results (see ``parse_results``) in input order, using ``workers`` processes
-    (``workers <= 1``: in this process). Stops the workers when the generator is closed."""
+    (``workers <= 1``: in this process). Stops the workers when the generator is closed.
+
+    Each new chunk goes to the worker with the fewest chunks queued, results are read from
+    whichever worker has one ready and held until their turn; at most ``depth`` chunks per
+    worker are out (sent and not yet yielded), which bounds memory.
+    """
     chunks = [
         [[pos, path] for pos, path in items[i : i + chunk]] for i in range(0, len(items), chunk)
     ]
@@ -166,31 +216,36 @@ def run_ordered(items: list[tuple[int, str]], opts: dict, workers: int, chunk: i
     workers = min(workers, max(1, len(chunks)))
     opts_json = json.dumps(opts)
     procs: list[_Worker] = []
+    sel = selectors.DefaultSelector()
     try:
         procs = [_Worker(opts_json) for _ in range(workers)]
-        depth = 4  # chunks in flight per worker: keeps workers busy, bounds memory
-        pending: deque[int] = deque()
-        sent = 0
-        while sent < len(chunks) and sent < depth * workers:
-            procs[sent % workers].send(json.dumps(chunks[sent]).encode())
-            pending.append(sent)
-            sent += 1
-        while pending:
-            k = pending.popleft()
-            w = k % workers
-            blob = procs[w].recv()
-            if blob is None:
-                code = procs[w].proc.wait()
-                raise WorkerError(
-                    f"pack worker {w} died (exit code {code}) while processing "
-                    f"{chunks[k][0][1]!r} .. {chunks[k][-1][1]!r}; its error is above"
+        for w, p in enumerate(procs):
+            sel.register(p.proc.stdout, selectors.EVENT_READ, w)
+        done: dict[int, bytearray] = {}
+        sent = nxt = 0
+        while nxt < len(chunks):
+            while sent < len(chunks) and sent - nxt < depth * workers:
+                min(procs, key=lambda p: len(p.queued)).send(
+                    sent, json.dumps(chunks[sent]).encode()
                 )
-            if sent < len(chunks):  # the worker that just answered gets the next chunk
-                procs[sent % workers].send(json.dumps(chunks[sent]).encode())
-                pending.append(sent)
                 sent += 1
+            while nxt not in done:
+                for key, _ in sel.select():
+                    p = procs[key.data]
+                    blob = p.recv()
+                    if blob is None:
+                        k = p.queued[0]
+                        raise WorkerError(
+                            f"pack worker {key.data} died (exit code {p.proc.wait()}) while "
+                            f"processing {chunks[k][0][1]!r} .. {chunks[k][-1][1]!r}; "
+                            "its error is above"
+                        )
+                    done[p.queued.popleft()] = blob
+            blob = done.pop(nxt)
+            nxt += 1
             yield from parse_results(blob)
     finally:
+        sel.close()
         for p in procs:
             p.stop()
 

@@ -7,11 +7,13 @@ the map must grow. The map starts at twice the shard budget and doubles before t
 use would pass 75%; if LMDB still reports MapFullError, the uncommitted records are replayed
 into a larger map. So MDB_MAP_FULL never reaches the user, at any size.
 
-At the end the environment is copied with compaction (``env.copy(compact=True)``): the copy
-walks the B-tree in key order, so leaf and overflow pages lie in key order, freed pages from
-earlier commits vanish, and the transaction id is reset. Commit points and map sizes depend
-only on record sizes, so the final file is byte-identical for the same records (LMDB
-zero-fills unused page bytes: ``meminit`` stays on).
+A shard built in one transaction (under ``COMMIT_BYTES`` of payload, no map growth: most small
+shards) is renamed into place as it is: appended pages are allocated in key order and none is
+ever freed, so it is already compact. Otherwise the environment is copied with compaction
+(``env.copy(compact=True)``): the copy walks the B-tree in key order, so leaf and overflow
+pages lie in key order, freed pages from earlier commits vanish, and the transaction id is
+reset. Commit points and map sizes depend only on record sizes, so either way the final file is
+byte-identical for the same records (LMDB zero-fills unused page bytes: ``meminit`` stays on).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class ShardWriter:
         self._used = 1 << 20  # estimate, starts with room for meta and branch pages
         self._pending: list[tuple[bytes, bytes]] = []
         self._pending_bytes = 0
+        self._commits = 0
         self._env = lmdb.open(
             self.build_path,
             subdir=False,
@@ -97,6 +100,7 @@ class ShardWriter:
 
     def _commit(self) -> None:
         self._txn.commit()
+        self._commits += 1
         self._txn = None
         self._pending.clear()
         self._pending_bytes = 0
@@ -106,9 +110,13 @@ class ShardWriter:
         self._commit()
         if os.path.exists(self.path):
             os.unlink(self.path)
-        self._env.copy(self.path, compact=True)
-        self._env.close()
-        os.unlink(self.build_path)
+        if self._commits == 1:  # one transaction: nothing freed, the copy would only cost time
+            self._env.close()
+            os.rename(self.build_path, self.path)
+        else:
+            self._env.copy(self.path, compact=True)
+            self._env.close()
+            os.unlink(self.build_path)
         fd = os.open(self.path, os.O_RDONLY)
         try:
             os.fsync(fd)

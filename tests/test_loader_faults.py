@@ -173,3 +173,17 @@ def test_ctrl_c_in_a_training_script_cleans_up(tmp_path):
     for pid in pids:
         assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
     assert _shm_files(proc.pid) == []
+
+
+def test_ring_files_of_killed_loaders_are_removed_by_the_next_one(tmp_path):
+    from augpipe.loader.shm import remove_stale
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a pid that no longer runs
+    stale = tmp_path / f"augpipe-{dead.pid}-0123456789ab"
+    live = tmp_path / f"augpipe-{os.getpid()}-0123456789ab"
+    other = tmp_path / "augpipe-notes.txt"
+    for p in (stale, live, other):
+        p.write_bytes(b"x")
+    assert remove_stale(str(tmp_path)) == [str(stale)]
+    assert not stale.exists() and live.exists() and other.exists()

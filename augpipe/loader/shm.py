@@ -53,6 +53,43 @@ class SlotLayout:
         return self.n_slots * self.slot_bytes
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_stale(directory: str) -> list[str]:
+    """Delete ``augpipe-<pid>-*`` ring files whose creating process is gone.
+
+    The name exists only between creating the ring and the workers attaching to it (then it
+    is unlinked), so a file is left behind only if its process was killed (SIGKILL, OOM) in
+    that window; the next Loader cleans it up. Returns the paths removed."""
+    removed = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return removed
+    for name in names:
+        parts = name.split("-")
+        if len(parts) != 3 or parts[0] != "augpipe" or not parts[1].isdigit():
+            continue
+        if _alive(int(parts[1])):
+            continue
+        path = os.path.join(directory, name)
+        try:
+            if os.stat(path).st_uid == os.getuid():
+                os.unlink(path)
+                removed.append(path)
+        except OSError:
+            pass
+    return removed
+
+
 class SlotRing:
     """Shared slots: ``images(slot)`` (batch_size, *image_shape) uint8, ``indices(slot)``."""
 
@@ -72,6 +109,7 @@ class SlotRing:
 
     @classmethod
     def create(cls, layout: SlotLayout) -> SlotRing:
+        remove_stale(shm_dir())
         path = os.path.join(shm_dir(), f"augpipe-{os.getpid()}-{secrets.token_hex(6)}")
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
         try:

@@ -4,9 +4,11 @@ What happens to each image, in order:
 
 1. Dangling links, empty files and images whose header declares more than ``max_pixels``
    pixels are refused before any pixel is decoded (decompression bombs never allocate).
-2. JPEGs that will be downscaled are decoded at a reduced DCT scale (Pillow's ``draft``) that
-   is still at least the target size: same result up to resampling, far less work.
-3. EXIF orientation is applied (``ImageOps.exif_transpose``).
+2. 8-bit YCbCr/grey JPEGs kept at their size are decoded by simplejpeg (pixels identical to
+   Pillow's, ~1.4x faster), falling back to Pillow on any libjpeg-turbo warning; the rest by
+   Pillow. JPEGs that will be downscaled are decoded at a reduced DCT scale (Pillow's ``draft``)
+   that is still at least the target size: same result up to resampling, far less work.
+3. EXIF orientation is applied (``ImageOps.exif_transpose``, or the same flips in NumPy).
 4. The mode becomes RGB: grey and 1-bit are replicated; 16-bit and 32-bit integer grey are
    scaled by 1/257 (65535 -> 255); float grey is clipped to [0, 255]; palette images go through
    RGBA; CMYK uses Pillow's conversion. Alpha is composited onto **white**
@@ -23,6 +25,7 @@ import os
 import warnings
 
 import numpy as np
+import simplejpeg
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 IMAGE_EXTENSIONS = frozenset(
@@ -149,29 +152,72 @@ def _decode(data: bytes, max_pixels: int, max_side: int, short_side: int):
         raise BadImage(
             f"{width}x{height} = {width * height} pixels exceeds --max-pixels {max_pixels}"
         )
-    orientation = img.getexif().get(0x0112, 1)
+    orientation = img.getexif().get(0x0112, 1)  # reads the header only, no pixels
     swapped = orientation in (5, 6, 7, 8)  # these orientations transpose width and height
     out_w, out_h = target_size(*((height, width) if swapped else (width, height)),
                                max_side, short_side)  # fmt: skip
-    if img.format == "JPEG" and (out_w, out_h) != ((height, width) if swapped else (width, height)):
-        img.draft("RGB", (out_h, out_w) if swapped else (out_w, out_h))
-    img.load()  # decodes fully: truncated files fail here, not later
+    resized = (out_w, out_h) != ((height, width) if swapped else (width, height))
     keepable = (
         img.format == "JPEG"
         and img.mode == "RGB"
         and not (img.info.get("progressive") or img.info.get("progression"))
         and orientation in (1, None)
-        and (out_w, out_h) == (width, height)
+        and not resized
     )
-    if orientation not in (1, None):
-        img = ImageOps.exif_transpose(img)  # returns a copy: skipped when there is nothing to do
-    pixels = _to_rgb(img)
+    pixels = None
+    if img.format == "JPEG" and img.mode in ("RGB", "L") and not resized:
+        pixels = _decode_plain_jpeg(data, width, height)
+    if pixels is not None:
+        pixels = _orient(pixels, orientation)
+    else:
+        if img.format == "JPEG" and resized:
+            img.draft("RGB", (out_h, out_w) if swapped else (out_w, out_h))
+        img.load()  # decodes fully: truncated files fail here, not later
+        if orientation not in (1, None):
+            img = ImageOps.exif_transpose(img)  # a copy: skipped when there is nothing to do
+        pixels = _to_rgb(img)
     if pixels.shape[:2] != (out_h, out_w):
         import cv2
 
         # Area averaging: antialiased for any shrink factor, and ~2x faster than Pillow's bicubic.
         pixels = cv2.resize(pixels, (out_w, out_h), interpolation=cv2.INTER_AREA)
     return np.ascontiguousarray(pixels, dtype=np.uint8), keepable
+
+
+def _decode_plain_jpeg(data: bytes, width: int, height: int) -> np.ndarray | None:
+    """RGB pixels of an 8-bit YCbCr or greyscale JPEG through simplejpeg; None for anything
+    else, or when libjpeg-turbo warns (truncated, corrupt data): Pillow then decides, so which
+    files are accepted, and the reasons for refusing the others, stay Pillow's.
+
+    Both are libjpeg-turbo with the same defaults (accurate integer IDCT, fancy upsampling), so
+    the pixels are identical to Pillow's (tests check 4:4:4, 4:2:2, 4:2:0, progressive and grey);
+    measured ~1.4x faster than Pillow's decode on the photo corpus."""
+    try:
+        h, w, colorspace, _ = simplejpeg.decode_jpeg_header(data)
+        if (w, h) != (width, height) or colorspace not in ("YCbCr", "Gray"):
+            return None
+        return simplejpeg.decode_jpeg(data, colorspace="RGB", strict=True)
+    except ValueError:
+        return None
+
+
+def _orient(pixels: np.ndarray, orientation: int | None) -> np.ndarray:
+    """EXIF orientation 2..8 applied as ``ImageOps.exif_transpose`` does, on HWC arrays."""
+    if orientation == 2:
+        return pixels[:, ::-1]
+    if orientation == 3:
+        return pixels[::-1, ::-1]
+    if orientation == 4:
+        return pixels[::-1]
+    if orientation == 5:  # transpose
+        return pixels.transpose(1, 0, 2)
+    if orientation == 6:  # rotate 90 degrees clockwise
+        return np.rot90(pixels, -1)
+    if orientation == 7:  # transverse
+        return pixels.transpose(1, 0, 2)[::-1, ::-1]
+    if orientation == 8:  # rotate 90 degrees counter-clockwise
+        return np.rot90(pixels, 1)
+    return pixels  # 1, missing or invalid: as exif_transpose, unchanged
 
 
 def strip_jpeg_metadata(data: bytes) -> bytes:

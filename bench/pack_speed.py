@@ -134,7 +134,7 @@ def main() -> int:
                      f"{r['bytes'] / 1e6:.1f} |")  # fmt: skip
     lines += [
         "",
-        f"Load average before/after (machine shared with other work): "
+        f"Load average before/after: "
         f"{load_before[0]:.2f} / {load_after[0]:.2f}.",
     ]
     cores = os.cpu_count() or 1

@@ -134,8 +134,7 @@ def main() -> int:
                      f"{r['bytes'] / 1e6:.1f} |")  # fmt: skip
     lines += [
         "",
-        f"Load average before/after: "
-        f"{load_before[0]:.2f} / {load_after[0]:.2f}.",
+        f"Load average before/after: {load_before[0]:.2f} / {load_after[0]:.2f}.",
     ]
     cores = os.cpu_count() or 1
     if max(load_before[0], load_after[0]) > cores:

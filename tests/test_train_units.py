@@ -219,19 +219,31 @@ def test_bad_init_checkpoint_is_a_config_error(tmp_path, content):
         load_init(get_model("resnet18", num_classes=3), path)
 
 
-def test_tensorboard_without_the_package_is_a_config_error_naming_the_fix(tmp_path):
-    import importlib.util
+def test_tensorboard_without_the_package_is_a_config_error_naming_the_fix(tmp_path, monkeypatch):
+    import sys
 
     from augpipe.train.metrics import RunLog
 
-    if importlib.util.find_spec("tensorboard") is not None:
-        log = RunLog(tmp_path, tensorboard=True)
-        log.log_epoch({"epoch": 1, "loss": 0.5}, small_cnn(num_classes=2, width=4))
-        log.close()
-        assert any((tmp_path / "tensorboard").iterdir())
-    else:
-        with pytest.raises(ConfigError, match=r"augpipe\[tensorboard\]"):
-            RunLog(tmp_path, tensorboard=True)
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # as if not installed
+    with pytest.raises(ConfigError, match=r"augpipe\[tensorboard\]"):
+        RunLog(tmp_path, tensorboard=True)
+
+
+def test_tensorboard_gets_the_epoch_scalars_and_weight_histograms(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from augpipe.train.metrics import RunLog
+
+    log = RunLog(tmp_path, tensorboard=True)
+    model = small_cnn(num_classes=2, width=4)
+    log.log_epoch({"epoch": 1, "loss": 0.5, "val_top1": 0.75}, model)
+    log.close()
+    events = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"histograms": 0})
+    events.Reload()
+    assert {"loss", "val_top1"} <= set(events.Tags()["scalars"])
+    assert events.Scalars("loss")[0].value == pytest.approx(0.5)
+    assert len(events.Tags()["histograms"]) >= len(list(model.parameters()))
 
 
 def test_run_log_writes_nothing_on_other_ranks(tmp_path):

@@ -143,6 +143,20 @@ def test_workers_persist_across_epochs_and_restart_after_close():
     loader.close()
 
 
+def test_taking_exactly_len_batches_keeps_the_workers_for_the_next_epoch():
+    # a trainer that runs len(loader) steps never asks for the StopIteration
+    loader = _loader(2, n=20)
+    it = iter(loader)
+    first = [next(it)[1].copy() for _ in range(len(loader))]
+    pids = loader.worker_pids
+    del it
+    assert loader.epoch == 1 and loader.worker_pids == pids  # not treated as a break
+    second = [y.copy() for _, y in loader]
+    assert loader.worker_pids == pids
+    assert len(second) == len(first)
+    loader.close()
+
+
 def test_ctrl_c_in_a_training_script_cleans_up(tmp_path):
     script = tmp_path / "train.py"
     script.write_text(

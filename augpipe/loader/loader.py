@@ -302,6 +302,10 @@ class Loader:
                 self._batch = b + 1
                 if self._batch == plan.n_batches:  # position after the epoch's last batch
                     self.epoch, self._batch = epoch + 1, 0
+                    # Nothing is in flight now: a consumer that stops after exactly
+                    # len(loader) batches (without asking for the StopIteration) has not
+                    # broken off the epoch, so the workers stay up for the next one.
+                    finished = True
                 yield out
             finished = True
         finally:

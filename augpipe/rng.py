@@ -20,10 +20,27 @@ _M2 = np.uint64(0x94D049BB133111EB)
 _MASK53 = np.uint64((1 << 53) - 1)
 
 
-def _mix(z: np.ndarray) -> np.ndarray:
-    z = (z ^ (z >> np.uint64(30))) * _M1
-    z = (z ^ (z >> np.uint64(27))) * _M2
-    return z ^ (z >> np.uint64(31))
+_U64 = (1 << 64) - 1
+
+
+def _mix_int(z: int) -> int:
+    """The SplitMix64 finaliser on one Python int."""
+    z = ((z ^ (z >> 30)) * int(_M1)) & _U64
+    z = ((z ^ (z >> 27)) * int(_M2)) & _U64
+    return z ^ (z >> 31)
+
+
+def _mix_inplace(z: np.ndarray) -> None:
+    """The SplitMix64 finaliser on a uint64 array, in place (no temporaries per round)."""
+    t = z >> np.uint64(30)
+    with np.errstate(over="ignore"):
+        z ^= t
+        z *= _M1
+        np.right_shift(z, np.uint64(27), out=t)
+        z ^= t
+        z *= _M2
+        np.right_shift(z, np.uint64(31), out=t)
+        z ^= t
 
 
 def stream_id(op_position: int, slot: int) -> int:
@@ -31,14 +48,22 @@ def stream_id(op_position: int, slot: int) -> int:
     return (int(op_position) + 1) * 1024 + int(slot)
 
 
+def _key(seed: int, epoch: int, stream: int) -> int:
+    # (seed, epoch, stream) mix into one key with Python ints: computed once per call, not
+    # once per index
+    g = int(_GOLDEN)
+    z = _mix_int((seed + g) & _U64)
+    z = _mix_int(z ^ (((epoch & _U64) * g + int(_M1)) & _U64))
+    return _mix_int(z ^ (((stream & _U64) * int(_M2) + g) & _U64))
+
+
 def bits(seed: int, epoch: int, index, stream: int) -> np.ndarray:
     """64 random bits per index, as uint64 (array in, array out)."""
     idx = np.asarray(index, dtype=np.uint64)
     with np.errstate(over="ignore"):
-        z = _mix(np.asarray([seed & 0xFFFFFFFFFFFFFFFF], dtype=np.uint64) + _GOLDEN)
-        z = _mix(z ^ (np.uint64(epoch & 0xFFFFFFFFFFFFFFFF) * _GOLDEN + _M1))
-        z = _mix(z ^ (np.uint64(stream & 0xFFFFFFFFFFFFFFFF) * _M2 + _GOLDEN))
-        z = _mix(z ^ (idx * _GOLDEN))
+        z = np.atleast_1d(idx) * _GOLDEN  # a new array: mixed in place below
+    z ^= np.uint64(_key(seed, epoch, stream))
+    _mix_inplace(z)
     return z if idx.ndim else z[0]
 
 

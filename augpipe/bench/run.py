@@ -59,8 +59,7 @@ def run_bench(path, cfg: BenchConfig, log: Callable[[str], None] = lambda s: Non
     import cv2
 
     validate(cfg)
-    # Per-core stages are single-threaded by definition. Also: once OpenCV's thread pool exists,
-    # a forked loader worker that calls cv2.setNumThreads deadlocks, so never start the pool.
+    # Per-core stages are single-threaded by definition (OpenCV is only the decode fallback).
     cv2_threads = cv2.getNumThreads()
     cv2.setNumThreads(1)
     try:

@@ -175,9 +175,6 @@ def loader_rate(ds, pipeline, workers: int, batch_size: int, seconds: float, see
     """The Loader alone (uint8 NumPy batches), timed over windows of batches after warm-up."""
     from augpipe.loader.loader import Loader
 
-    # Forked workers must not inherit this process's open LMDB handles (py-lmdb refuses to
-    # reopen a path it believes is open): close ours; we reopen lazily after the loader.
-    ds.close()
     loader = Loader(ds, batch_size, pipeline, seed=seed, workers=workers, output="numpy")
     try:
         state = {"it": None, "epoch": 0}
@@ -296,7 +293,6 @@ def end_to_end(ds, pipeline, cfg: BenchConfig, workers: int, seconds: float) -> 
     from augpipe.loader.loader import Loader
 
     step, _model = model_step_fn(cfg, len(ds.classes))
-    ds.close()  # see loader_rate
     loader = Loader(
         ds,
         cfg.batch_size,

@@ -24,37 +24,13 @@ PIXELS_PER_IMAGE = 4096
 STATS_SEED = 0x57A75
 
 
-# The counter part of rng.bits' last mixing round (k * golden ratio) is the same for every
-# image; only the key derived from (seed, epoch, stream = record index) changes. Precomputed
-# once, it makes drawing the positions ~1.7x faster, with exactly rng.bits' values.
-_COUNTERS = np.arange(PIXELS_PER_IMAGE, dtype=np.uint64) * rng._GOLDEN
+_COUNTERS = np.arange(PIXELS_PER_IMAGE, dtype=np.uint64)
 _COUNTERS.setflags(write=False)
-_U64 = (1 << 64) - 1
-
-
-def _mix_int(z: int) -> int:
-    """rng._mix on one Python int (no array round trips for the per-image key)."""
-    z = ((z ^ (z >> 30)) * int(rng._M1)) & _U64
-    z = ((z ^ (z >> 27)) * int(rng._M2)) & _U64
-    return z ^ (z >> 31)
 
 
 def _positions(index: int, n: int) -> np.ndarray:
     """``rng.bits(STATS_SEED, 0, k, stream=index) % n`` for k = 0 .. PIXELS_PER_IMAGE - 1."""
-    golden, m1, m2 = int(rng._GOLDEN), int(rng._M1), int(rng._M2)
-    key = _mix_int((STATS_SEED & _U64) + golden & _U64)
-    key = _mix_int(key ^ m1)  # epoch 0: 0 * golden + m1
-    key = _mix_int(key ^ ((index & _U64) * m2 + golden & _U64))
-    z = _COUNTERS ^ np.uint64(key)
-    t = z >> np.uint64(30)
-    with np.errstate(over="ignore"):  # in place: the same arithmetic as rng._mix, fewer copies
-        z ^= t
-        z *= rng._M1
-        np.right_shift(z, np.uint64(27), out=t)
-        z ^= t
-        z *= rng._M2
-        np.right_shift(z, np.uint64(31), out=t)
-        z ^= t
+    z = rng.bits(STATS_SEED, 0, _COUNTERS, stream=index)
     z %= np.uint64(n)
     return z
 

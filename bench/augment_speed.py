@@ -1,12 +1,12 @@
 """Decode + augment speed per core: augpipe's crop-aware decode and fused kernels vs OpenCV and
 torchvision v2, on the same images.
 
-    python bench/augment_speed.py [--packed /work/corpus/packed] [--photos /work/corpus/photos]
+    python bench/augment_speed.py [--packed data/corpus/packed] [--photos data/corpus/photos]
         [--images 500] [--repeats 5] [--no-write] [--skip-peers]
 
 Everything runs in this one process on one core (cv2.setNumThreads(1); Numba kernels are
 single-threaded), over the same records of the packed corpus; the torchvision v2 peer
-(``/work/peers/tv``) decodes the same photos from the ImageFolder the corpus was packed from.
+(``peers/tv``) decodes the same photos from the ImageFolder the corpus was packed from.
 Rows:
 
 - ``cv2.imdecode`` alone (full decode): the rate the standard pipeline should reach;
@@ -40,11 +40,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from augpipe import transforms as T  # noqa: E402
 from augpipe.format.dataset import ShardDataset  # noqa: E402
 from bench.common import (  # noqa: E402
+    PACKED,
+    PHOTOS,
+    TV_VENV,
     PeerError,
     load_note,
     machine_metadata,
     metadata_line,
     run_peer,
+    shown,
     summarize,
     write_results_section,
 )
@@ -73,13 +77,13 @@ def pipelines(size: int):
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--packed", default="/work/corpus/packed")
-    ap.add_argument("--photos", default="/work/corpus/photos")
+    ap.add_argument("--packed", default=str(PACKED))
+    ap.add_argument("--photos", default=str(PHOTOS))
     ap.add_argument("--images", type=int, default=500)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--tv-venv", default="/work/peers/tv")
+    ap.add_argument("--tv-venv", default=str(TV_VENV))
     ap.add_argument("--skip-peers", action="store_true")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
@@ -259,7 +263,8 @@ def main() -> int:
         f"({'met' if std_rate >= base else 'not met'}); full pipeline cost ≤ 1.5× standard: "
         f"{std_rate / full_rate:.2f}× ({'met' if std_rate / full_rate <= 1.5 else 'not met'}).",
         "",
-        f"{n} records of `{args.packed}` (JPEG), {args.repeats} interleaved timed passes after "
+        f"{n} records of `{shown(args.packed)}` (JPEG), {args.repeats} interleaved timed passes "
+        "after "
         f"1 warm-up, "
         f"batches of {args.batch}, output {S}×{S} uint8. Load average during the run: "
         f"{load0:.1f} → {load1:.1f}. "

@@ -28,6 +28,27 @@ REPO = BENCH_DIR.parent
 RESULTS = BENCH_DIR / "RESULTS.md"
 PEERS_DIR = BENCH_DIR / "peers"
 
+
+def _location(env: str, default: Path) -> Path:
+    return Path(os.environ[env]) if os.environ.get(env) else default
+
+
+# Benchmark inputs are never committed: by default they live in gitignored folders of the
+# repository (make them as README.md's "Developing" section says); the variables move them.
+CORPUS = _location("AUGPIPE_CORPUS", REPO / "data" / "corpus")
+PHOTOS = CORPUS / "photos"  # ImageFolder of real-photo JPEGs (tools/make_photo_corpus.py)
+PACKED = CORPUS / "packed"  # the same images after `augpipe pack`
+PEER_VENVS = _location("AUGPIPE_PEERS", REPO / "peers")
+TV_VENV = PEER_VENVS / "tv"  # torch 2.14.1 + torchvision 0.29.1 (bench/peers/README.md)
+FFCV_VENV = PEER_VENVS / "ffcv"  # ffcv 1.0.2
+
+
+def shown(path) -> str:
+    """A path as RESULTS.md names it: relative to the repository when inside it."""
+    p = Path(os.path.abspath(path))  # not resolve(): data/corpus may be a link to elsewhere
+    return str(p.relative_to(REPO)) if p.is_relative_to(REPO) else str(path)
+
+
 RESULTS_HEADER = """# Benchmark results
 
 Measured figures only, each section written by its benchmark script (`bench/*.py`), with the

@@ -1,6 +1,6 @@
 """augpipe against torchvision (v1, v2) and FFCV on the same photo corpus and cores, in one run.
 
-    python bench/compare.py --photos /work/corpus/photos --packed /work/corpus/packed
+    python bench/compare.py --photos data/corpus/photos --packed data/corpus/packed
 
 Every contender does random-resized crop 224 + horizontal flip, batch 256, whole epochs in random
 order, ``--workers`` processes/threads; the first epoch (worker start-up, JIT) is discarded and
@@ -21,16 +21,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import (  # noqa: E402
+    FFCV_VENV,
+    PACKED,
+    PHOTOS,
+    TV_VENV,
     PeerError,
     machine_metadata,
     metadata_line,
     run_peer,
+    shown,
     summarize,
     write_results_section,
 )
-
-TV_VENV = "/work/peers/tv"
-FFCV_VENV = "/work/peers/ffcv"
 
 
 def augpipe_loader(packed: str, workers: int, batch_size: int, repeats: int, res: int) -> dict:
@@ -98,8 +100,8 @@ def table(rows: list[tuple[str, str, dict | None]], base: dict) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--photos", default="/work/corpus/photos", help="ImageFolder (the peers read)")
-    ap.add_argument("--packed", default="/work/corpus/packed", help="the same images, packed")
+    ap.add_argument("--photos", default=str(PHOTOS), help="ImageFolder (the peers read)")
+    ap.add_argument("--packed", default=str(PACKED), help="the same images, packed")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--repeats", type=int, default=3)
@@ -145,9 +147,10 @@ def main() -> int:
     ]
     md = "\n\n".join([
         f"`python bench/compare.py --workers {w} --batch-size {bs} --repeats {rep}`: "
-        f"RandomResizedCrop({res}) + horizontal flip on `{args.photos}` (augpipe reads the same "
-        f"images packed as JPEG in `{args.packed}`), whole epochs in random order, first epoch "
-        f"discarded, median of {rep} epochs; peers run one at a time in their own venvs.",
+        f"RandomResizedCrop({res}) + horizontal flip on `{shown(args.photos)}` (augpipe reads the "
+        f"same images packed as JPEG in `{shown(args.packed)}`), whole epochs in random order, "
+        f"first epoch discarded, median of {rep} epochs; peers run one at a time in their own "
+        "venvs.",
         metadata_line(meta),
         f"Loader, {w} workers, batch {bs}:",
         table(loader_rows, ours),

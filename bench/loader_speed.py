@@ -1,6 +1,6 @@
 """Loader throughput on the photo corpus: augpipe against torchvision (v1, v2) and FFCV.
 
-    python bench/loader_speed.py [--packed /work/corpus/packed] [--photos /work/corpus/photos]
+    python bench/loader_speed.py [--packed data/corpus/packed] [--photos data/corpus/photos]
 
 All in one run, on the same images and cores: random-resized crop 224 + horizontal flip,
 batch 256, 2 workers, whole epochs (the 5,000-image corpus).  Also augpipe with 1 worker
@@ -29,17 +29,19 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (  # noqa: E402
+    FFCV_VENV,
+    PACKED,
+    PHOTOS,
+    TV_VENV,
     PeerError,
     load_note,
     machine_metadata,
     metadata_line,
     run_peer,
+    shown,
     summarize,
     write_results_section,
 )
-
-TV_VENV = "/work/peers/tv"
-FFCV_VENV = "/work/peers/ffcv"
 
 
 def _pipeline(size: int):
@@ -166,7 +168,8 @@ def report(rates: dict, starts: dict, args, meta: dict, loads: list, skipped: di
          "target ≥ 0.90× (decode alone: no crop, resize or batching)"),
     ]  # fmt: skip
     lines = [
-        f"`python bench/loader_speed.py` — {args.packed} (the 5,000-image real-photo corpus), "
+        f"`python bench/loader_speed.py` — {shown(args.packed)} (the 5,000-image real-photo "
+        "corpus), "
         f"random-resized crop {args.size} + horizontal flip, batch {args.batch}, whole epochs; "
         f"{args.rounds} interleaved rounds (one timed epoch of each contender per round, order "
         "rotating), warm-up epochs discarded; median and min–max over rounds.",
@@ -198,8 +201,8 @@ def report(rates: dict, starts: dict, args, meta: dict, loads: list, skipped: di
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--packed", default="/work/corpus/packed")
-    ap.add_argument("--photos", default="/work/corpus/photos")
+    ap.add_argument("--packed", default=str(PACKED))
+    ap.add_argument("--photos", default=str(PHOTOS))
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--rounds", type=int, default=5)

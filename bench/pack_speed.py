@@ -1,13 +1,13 @@
 """Pack speed: ``augpipe pack`` images/s with 1 and 2 workers, and FFCV's writer on the same images.
 
-    python bench/pack_speed.py [--corpus /work/corpus/photos] [--images 1500] [--repeats 3]
+    python bench/pack_speed.py [--corpus data/corpus/photos] [--images 1500] [--repeats 3]
 
 Takes ``--images`` images spread evenly over the corpus (every k-th of the sorted ImageFolder
 listing, written as a list file so both writers see exactly the same files), and times whole
 packs: JPEG quality 90, original sizes (what FFCV's ``RGBImageField(write_mode="jpg",
 jpeg_quality=90)`` does). Each configuration runs ``--repeats`` times after one discarded
 warm-up (page cache, imports); the median, min and max are reported. FFCV runs in its own venv
-(``/work/peers/ffcv``) through ``bench/peers/ffcv_pack.py`` when that venv exists. Results go to
+(``peers/ffcv``) through ``bench/peers/ffcv_pack.py`` when that venv exists. Results go to
 the ``## Pack speed`` section of bench/RESULTS.md.
 """
 
@@ -25,15 +25,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import (  # noqa: E402
+    FFCV_VENV,
+    PHOTOS,
     PeerError,
     machine_metadata,
     metadata_line,
     run_peer,
+    shown,
     summarize,
     write_results_section,
 )
-
-FFCV_VENV = Path("/work/peers/ffcv")
 
 
 def make_list(corpus: Path, n: int, dest: Path) -> int:
@@ -73,7 +74,7 @@ def fmt(r: dict) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--corpus", default="/work/corpus/photos")
+    ap.add_argument("--corpus", default=str(PHOTOS))
     ap.add_argument("--images", type=int, default=1500)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--no-ffcv", action="store_true")
@@ -111,14 +112,15 @@ def main() -> int:
                 rows[f"FFCV {res['versions']['ffcv']} DatasetWriter, {w} worker(s)"] = {
                     **summarize(rates), "bytes": res["bytes"]}  # fmt: skip
         else:
-            ffcv_note = "FFCV writer not measured (no /work/peers/ffcv venv)."
+            ffcv_note = f"FFCV writer not measured (no {shown(FFCV_VENV)} venv)."
     load_after = os.getloadavg()
     meta = machine_metadata()
     base = rows["augpipe pack, 1 worker(s)"]["median"]
     ffcv1 = next((r["median"] for k, r in rows.items() if k.startswith("FFCV") and "1 w" in k), 0)
     lines = [
         f"`python bench/pack_speed.py --images {args.images} --repeats {args.repeats}`: {n} "
-        f"JPEGs from `{corpus}` (every k-th file), packed as JPEG q90 at their original sizes "
+        f"JPEGs from `{shown(corpus)}` (every k-th file), packed as JPEG q90 at their original "
+        "sizes "
         "(decode, EXIF/mode handling, re-encode, CRC, LMDB write, statistics, manifest); "
         "`--keep-jpeg` rows store the source JPEG bytes instead of re-encoding (still decoded "
         "for validation and statistics). "

@@ -1,6 +1,6 @@
 """End-to-end training speed of ``augpipe train``: images/s and data-wait fraction.
 
-    python bench/train_speed.py [--data /work/corpus/packed] [--device cpu|cuda] [--no-write]
+    python bench/train_speed.py [--data data/corpus/packed] [--device cpu|cuda] [--no-write]
 
 For each configuration, one run of the real trainer on the packed photo corpus (a fixed random
 subset so epochs are short and whole), ``--epochs`` epochs, the first discarded (worker
@@ -28,7 +28,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import machine_metadata, metadata_line, write_results_section  # noqa: E402
+from bench.common import (  # noqa: E402
+    PACKED,
+    machine_metadata,
+    metadata_line,
+    shown,
+    write_results_section,
+)
 
 CPU_CONFIGS = [
     {"name": "small_cnn 32 px", "model": "small_cnn", "res": 32, "batch_size": 128, "subset": 1536},
@@ -138,7 +144,7 @@ def markdown(results: list[dict], meta: dict, device: str, data: str, epochs: in
     return "\n".join(
         [
             "`python bench/train_speed.py" + (" --device cuda" if device == "cuda" else "") + "`"
-            f": the real trainer on `{data}` (a fixed random subset per configuration), "
+            f": the real trainer on `{shown(data)}` (a fixed random subset per configuration), "
             f"{epochs} epochs, first discarded, median of the rest; SGD + Nesterov, fp32 unless "
             "said. *Data wait* = time blocked in `next(loader)` ÷ step time. *Model-only* = the "
             "same steps on one synthetic batch held on the device (no loader), median of 3 runs "
@@ -162,7 +168,7 @@ def markdown(results: list[dict], meta: dict, device: str, data: str, epochs: in
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default="/work/corpus/packed", help="packed dataset")
+    ap.add_argument("--data", default=str(PACKED), help="packed dataset")
     ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     ap.add_argument("--epochs", type=int, default=4, help="per configuration (first discarded)")
     ap.add_argument("--workers", type=int, default=None, help="loader workers (default: cores)")

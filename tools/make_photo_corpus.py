@@ -1,6 +1,6 @@
 """Cut an ImageNet-like JPEG corpus out of a few large real photos, for benchmarks only.
 
-    python tools/make_photo_corpus.py /usr/share/backgrounds/mate/nature /work/corpus/photos \
+    python tools/make_photo_corpus.py /usr/share/backgrounds/mate/nature data/corpus/photos \
         --n 5000 --classes 10 --seed 0 --workers 2
 
 Each output image is a random crop of one source photo, downscaled (INTER_AREA) to an

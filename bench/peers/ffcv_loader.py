@@ -1,6 +1,6 @@
-"""FFCV peer: runs inside /work/peers/ffcv (ffcv 1.0.2, torch 2.13.0 CPU), prints JSON.
+"""FFCV peer: runs inside peers/ffcv (ffcv 1.0.2, torch 2.13.0 CPU), prints JSON.
 
-    /work/peers/ffcv/bin/python bench/peers/ffcv_loader.py /work/corpus/photos \
+    peers/ffcv/bin/python bench/peers/ffcv_loader.py data/corpus/photos \
         --beton /tmp/photos.beton --workers 2 --batch-size 256 --repeats 5
 
 Writes a .beton from the same ImageFolder with FFCV's own writer (JPEG, quality 90, original

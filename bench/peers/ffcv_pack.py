@@ -1,6 +1,6 @@
-"""FFCV writer peer: runs inside /work/peers/ffcv (ffcv 1.0.2), prints JSON.
+"""FFCV writer peer: runs inside peers/ffcv (ffcv 1.0.2), prints JSON.
 
-    /work/peers/ffcv/bin/python bench/peers/ffcv_pack.py LIST ROOT --out /tmp/x.beton \
+    peers/ffcv/bin/python bench/peers/ffcv_pack.py LIST ROOT --out /tmp/x.beton \
         --workers 2 --repeats 3
 
 Times FFCV's ``DatasetWriter`` (``RGBImageField(write_mode="jpg", jpeg_quality=90)`` + label,

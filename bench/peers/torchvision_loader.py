@@ -1,6 +1,6 @@
-"""torchvision peer: runs inside /work/peers/tv (torch 2.14.1 + torchvision 0.29.1), prints JSON.
+"""torchvision peer: runs inside peers/tv (torch 2.14.1 + torchvision 0.29.1), prints JSON.
 
-    /work/peers/tv/bin/python bench/peers/torchvision_loader.py /work/corpus/photos \
+    peers/tv/bin/python bench/peers/torchvision_loader.py data/corpus/photos \
         --version v1 --workers 2 --batch-size 256 --batches 10 --repeats 5
 
 Modes:

@@ -23,10 +23,11 @@ from augpipe.ops.base import Op
 from augpipe.ops.center_crop import CenterCrop
 from augpipe.ops.color_jitter import ColorJitter
 from augpipe.ops.flip import HorizontalFlip
-from augpipe.ops.fused import fields, render, render_item, source_boxes
+from augpipe.ops.fused import fields, render_item, source_boxes
 from augpipe.ops.lens import LensDistortion
 from augpipe.ops.params import min_scales, sample_params
 from augpipe.ops.pca_lighting import PCALighting
+from augpipe.ops.replay import check_image, check_ready, render_record
 from augpipe.ops.resized_crop import RandomResizedCrop
 from augpipe.ops.scale_jitter import ScaleJitter
 from augpipe.ops.ten_crop import MultiScaleTenCrop, TenCrop
@@ -58,26 +59,6 @@ OPS = (
     TenCrop,
     MultiScaleTenCrop,
 )
-
-
-def _check_image(image) -> np.ndarray:
-    if not isinstance(image, np.ndarray):
-        raise ConfigTypeError(
-            f"image: expected an HWC uint8 NumPy array, got {type(image).__name__}"
-        )
-    if image.dtype != np.uint8:
-        raise ConfigTypeError(
-            f"image: expected dtype uint8, got {image.dtype}; convert with "
-            "np.clip(x, 0, 255).astype(np.uint8) (pixels in 0..255)"
-        )
-    if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] < 1 or image.shape[1] < 1:
-        raise bad_param(
-            "image",
-            "shape (H, W, 3), RGB",
-            image.shape,
-            "grey images: np.repeat(img[..., None], 3, axis=2)",
-        )
-    return np.ascontiguousarray(image)
 
 
 class Compose:
@@ -121,6 +102,26 @@ class Compose:
     def __repr__(self) -> str:
         return "Compose([" + ", ".join(map(repr, self.ops)) + "])"
 
+    def to_dict(self) -> dict:
+        """The pipeline as plain JSON data (``augpipe.spec.codec``); ``from_dict`` inverts it
+        exactly: the same (seed, epoch, index) gives the same output bits."""
+        from augpipe.spec.codec import pipeline_to_dict
+
+        return pipeline_to_dict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict, where: str = "pipeline dict") -> Compose:
+        """The pipeline ``to_dict`` wrote; ConfigError naming the field for anything else."""
+        from augpipe.spec.files import from_dict
+
+        return from_dict(d, where)
+
+    def save(self, path) -> str:
+        """Write the pipeline as JSON (``augpipe.load_pipeline(path)`` reads it back)."""
+        from augpipe.spec.files import save_pipeline
+
+        return save_pipeline(self, path)
+
     @property
     def n_crops(self) -> int:
         return self._size_op.n_crops if self._size_op is not None else 1
@@ -150,12 +151,7 @@ class Compose:
         return bound
 
     def _check_ready(self) -> None:
-        for op in self.ops:
-            if getattr(op, "needs_stats", False):
-                raise ConfigError(
-                    "PCALighting: eigval/eigvec are not set; pass eigval= and eigvec=, or bind "
-                    "the pipeline to a packed dataset with pipe.bind(dataset)"
-                )
+        check_ready(self.ops)
 
     def sample_params(self, sizes, indices, seed: int = 0, epoch: int = 0) -> np.ndarray:
         """The drawn parameters, one structured record per index (see ``augpipe.ops.params``)."""
@@ -167,22 +163,13 @@ class Compose:
 
     def apply(self, image: np.ndarray, params) -> np.ndarray:
         """Replay one record from ``sample_params`` on ``image`` (no randomness involved)."""
-        image = _check_image(image)
+        image = check_image(image)
         rec = np.asarray(params).reshape(-1)[0]
-        if tuple(rec["src_hw"]) != image.shape[:2]:
-            raise bad_param(
-                "params",
-                f"a record drawn for an image of size {image.shape[:2]}",
-                tuple(rec["src_hw"]),
-                "draw it with sample_params([image.shape[:2]], ...)",
-            )
-        H, W = self._out_hw(image.shape[:2])
-        out = np.empty((rec["A2"].shape[0], H, W, 3), dtype=np.uint8)
-        render(image, False, rec, out, self.fill)
+        out = render_record(self.ops, image, rec, self.fill)
         return out if self.n_crops > 1 else out[0]
 
     def __call__(self, image: np.ndarray, index: int = 0, seed: int = 0, epoch: int = 0):
-        image = _check_image(image)
+        image = check_image(image)
         rec = self.sample_params([image.shape[:2]], [index], seed, epoch)
         return self.apply(image, rec[0])
 

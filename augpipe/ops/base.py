@@ -31,9 +31,9 @@ class Op:
 
     def __call__(self, image: np.ndarray, index: int = 0, seed: int = 0, epoch: int = 0):
         """Run this op alone on an HWC uint8 RGB image (see ``Compose.__call__``)."""
-        from augpipe.transforms import Compose
+        from augpipe.ops.replay import run_ops  # imports numba: only when an op is run
 
-        return Compose([self])(image, index=index, seed=seed, epoch=epoch)
+        return run_ops([self], image, index, seed, epoch)
 
 
 def number(name: str, value, lo: float | None = None, hi: float | None = None) -> float:

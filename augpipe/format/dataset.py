@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import struct
+import zlib
 from bisect import bisect_right
 from pathlib import Path
 
@@ -33,12 +34,15 @@ import numpy as np
 from augpipe.errors import DatasetError
 from augpipe.format import manifest as mf
 from augpipe.format import record
+from augpipe.format.lmdb_check import check_shard
 
 # LMDB refuses to open one file twice in a process, so environments are shared by every
 # dataset (and ``inspect``) of this process: realpath -> [pid, env, users].
 _ENVS: dict[str, list] = {}
 _KEY = struct.Struct(">Q").pack  # record.key without the call overhead
-_QUICK = struct.Struct("<4s13xB6xII")  # magic, encoding, payload length, index
+# Shard files whose LMDB structure this process has checked (inherited by forked workers):
+# (realpath, device, inode, size, mtime_ns). A file that changes is checked again.
+_CHECKED: set[tuple] = set()
 
 
 def acquire_env(file: str, readahead: bool = False) -> lmdb.Environment:
@@ -126,7 +130,36 @@ class ShardDataset:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def validate(self) -> None:
+        """Check every shard file's size and LMDB structure (``format/lmdb_check.py``) so that
+        damage is a ``DatasetError`` naming the shard, never a crash inside liblmdb. Cheap (it
+        reads only the B-tree pages); runs once per file and process before the first read, and
+        the Loader runs it when it is built."""
+        for shard in self.manifest["shards"]:
+            file = os.path.join(self.path, shard["name"])
+            try:
+                st = os.stat(file)
+            except OSError as exc:
+                raise self._damaged(shard["name"], f"cannot be read ({exc.strerror})") from None
+            ident = (os.path.realpath(file), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+            if ident in _CHECKED:
+                continue
+            expected = shard.get("bytes")
+            if isinstance(expected, int) and st.st_size != expected:
+                raise self._damaged(shard["name"], f"is {st.st_size} bytes, the manifest says "
+                                    f"{expected} (truncated or replaced)")  # fmt: skip
+            problem = check_shard(file, shard["first"], shard["count"])
+            if problem is not None:
+                raise self._damaged(shard["name"], problem)
+            _CHECKED.add(ident)
+
+    def _damaged(self, shard: str, problem: str, record_index: int | None = None):
+        where = f"shard {shard!r}" + ("" if record_index is None else f" record {record_index}")
+        return DatasetError(f"{self.path!r}: {where} is damaged: {problem}; run 'augpipe "
+                            "inspect --verify' and re-pack the dataset")  # fmt: skip
+
     def _open(self) -> None:
+        self.validate()
         # Handles inherited from another process are not ours to abort: drop them (py-lmdb skips
         # them on deallocation after fork); acquire_env closes the inherited environments.
         self._envs, self._txns = [], []
@@ -146,6 +179,10 @@ class ShardDataset:
 
     def value(self, i: int):
         """The stored value (header + payload) of record ``i`` as a buffer into the map."""
+        return self._value(i)[0]
+
+    def _value(self, i: int):
+        """(value buffer, shard position, record index) of record ``i``."""
         i = int(i)
         n = self._n
         if i < 0:
@@ -155,32 +192,39 @@ class ShardDataset:
         if self._pid != os.getpid():
             self._open()
         s = bisect_right(self._first_list, i) - 1
-        buf = self._txns[s].get(_KEY(i))
+        try:
+            buf = self._txns[s].get(_KEY(i))
+        except lmdb.Error as exc:  # e.g. MDB_CORRUPTED: an overflow page of the wrong type
+            raise self._damaged(self._names[s], f"LMDB: {exc}", i) from None
         if buf is None:
-            raise DatasetError(
-                f"{self.path!r}: record {i} is missing from shard {self._names[s]!r}; "
-                "the dataset is damaged, run 'augpipe inspect --verify' and re-pack"
-            )
-        return buf
+            raise self._damaged(self._names[s], "the record is missing", i)
+        return buf, s, i
 
     def raw(self, i: int) -> np.ndarray:
         """Zero-copy read-only uint8 view of record ``i``'s payload (JPEG bytes or HWC pixels);
-        valid until ``close()``."""
-        buf = self.value(i)
-        # Hot path: check magic, encoding, length and index without building a namedtuple.
+        valid until ``close()``. Every read checks the whole header against the manifest and
+        index and the payload's CRC32 (a few microseconds for a 24 kB JPEG), so a damaged
+        record is a ``DatasetError`` naming its shard, never a wrong image."""
+        buf, s, i = self._value(i)
+        # Hot path: one unpack, plain comparisons, no namedtuple.
         if len(buf) >= record.HEADER_SIZE:
-            magic, enc, length, index = _QUICK.unpack_from(buf, 0)
+            magic, label, h, w, ch, enc, _r, crc, length, index = record.HEADER.unpack_from(buf)
+            size = self.sizes[i]
             if (
                 magic == record.MAGIC
-                and enc == self._encoding_code
+                and index == i
                 and length == len(buf) - record.HEADER_SIZE
-                and index == int(i) % self._n
+                and enc == self._encoding_code
+                and ch == 3
+                and label == self.labels[i]
+                and h == size[0]
+                and w == size[1]
             ):
-                return np.frombuffer(buf, dtype=np.uint8, offset=record.HEADER_SIZE)
-        raise DatasetError(
-            f"{self.path!r}: record {i} is damaged (header does not match the manifest); "
-            "run 'augpipe inspect --verify' and re-pack the dataset"
-        )
+                payload = memoryview(buf)[record.HEADER_SIZE :]
+                if zlib.crc32(payload) == crc:
+                    return np.frombuffer(payload, dtype=np.uint8)
+                raise self._damaged(self._names[s], "payload CRC32 mismatch", i)
+        raise self._damaged(self._names[s], "its header does not match the manifest", i)
 
     def image(self, i: int) -> np.ndarray:
         """Record ``i`` fully decoded: a new HWC uint8 RGB array."""

@@ -5,6 +5,10 @@ it; that its keys are exactly the manifest's record range, in order. For every r
 header parses (magic, length), its index, label, height and width agree with the key and
 ``index.npy``, the payload's CRC32 matches, and the payload decodes (JPEG) or has
 ``H * W * 3`` bytes (raw). Each problem is one line naming the shard and record.
+
+liblmdb only ever sees a file whose structure ``lmdb_check.check_shard`` has verified in Python
+first (a damaged B-tree or meta page, or a truncated file, is reported for that shard and its
+records are not read), so damage anywhere is a report, never a crash of ``inspect``.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import numpy as np
 from augpipe.format import manifest as mf
 from augpipe.format import record
 from augpipe.format.dataset import acquire_env, release_env
+from augpipe.format.lmdb_check import check_shard
 
 
 def _dir_bytes(path: Path) -> int:
@@ -78,6 +83,13 @@ def _verify_shard(root: Path, shard: dict, index: np.ndarray, encoding: str) -> 
     file = root / name
     if shard.get("sha256") and mf.sha256_file(file) != shard["sha256"]:
         problems.append(f"{name}: SHA-256 of the file differs from the manifest (file changed)")
+    size = file.stat().st_size
+    if isinstance(shard.get("bytes"), int) and size != shard["bytes"]:
+        problems.append(f"{name}: file is {size} bytes, the manifest says {shard['bytes']} "
+                        "(truncated or replaced)")  # fmt: skip
+    structure = check_shard(file, first, count)
+    if structure is not None:  # never hand a damaged file to liblmdb
+        return [*problems, f"{name}: {structure}"]
     try:
         env = acquire_env(str(file), readahead=True)
     except lmdb.Error as exc:

@@ -49,9 +49,12 @@ def _open_dataset(data):
     if isinstance(data, (str, os.PathLike)):
         from augpipe.format.dataset import ShardDataset
 
-        return ShardDataset(data)
+        data = ShardDataset(data)
     if not hasattr(data, "labels") or not hasattr(data, "__len__"):
         raise bad_param("data", "a ShardDataset or the path of a packed dataset", data)
+    validate = getattr(data, "validate", None)
+    if validate is not None:  # damaged shards: an error here, before any worker starts
+        validate()
     return data
 
 

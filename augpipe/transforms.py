@@ -28,6 +28,9 @@ from augpipe.ops.lens import LensDistortion
 from augpipe.ops.params import min_scales, sample_params
 from augpipe.ops.pca_lighting import PCALighting
 from augpipe.ops.replay import check_image, check_ready, render_record
+from augpipe.ops.pixel.enhance import GaussianBlur, Grayscale, Sharpness
+from augpipe.ops.pixel.erasing import RandomErasing
+from augpipe.ops.pixel.lut import AutoContrast, Equalize, Invert, Posterize, Solarize, SolarizeAdd
 from augpipe.ops.resized_crop import RandomResizedCrop
 from augpipe.ops.scale_jitter import ScaleJitter
 from augpipe.ops.ten_crop import MultiScaleTenCrop, TenCrop
@@ -44,6 +47,16 @@ __all__ = [
     "PCALighting",
     "TenCrop",
     "MultiScaleTenCrop",
+    "Solarize",
+    "SolarizeAdd",
+    "Posterize",
+    "Invert",
+    "Equalize",
+    "AutoContrast",
+    "Sharpness",
+    "GaussianBlur",
+    "Grayscale",
+    "RandomErasing",
     "OPS",
 ]
 
@@ -58,6 +71,16 @@ OPS = (
     PCALighting,
     TenCrop,
     MultiScaleTenCrop,
+    Solarize,
+    SolarizeAdd,
+    Posterize,
+    Invert,
+    Equalize,
+    AutoContrast,
+    Sharpness,
+    GaussianBlur,
+    Grayscale,
+    RandomErasing,
 )
 
 
@@ -83,6 +106,8 @@ class Compose:
         kinds = [op.kind for op in ops]
         if kinds.count("size") > 1:
             raise bad_param("Compose", "at most one sizing op", [type(o).__name__ for o in ops])
+        if kinds.count("erase") > 1:
+            raise bad_param("Compose", "at most one RandomErasing", kinds.count("erase"))
         if kinds.count("lens") > 1:
             raise bad_param("Compose", "at most one LensDistortion", kinds.count("lens"))
         if "size" in kinds:

@@ -24,6 +24,16 @@ EXAMPLES = {
     T.PCALighting: T.PCALighting(0.2, **EIG),
     T.TenCrop: T.TenCrop(10, short_side=12),
     T.MultiScaleTenCrop: T.MultiScaleTenCrop(8, scales=(8, 12)),
+    T.Solarize: T.Solarize(128, p=0.5),
+    T.SolarizeAdd: T.SolarizeAdd(60, p=0.5),
+    T.Posterize: T.Posterize(2, p=0.5),
+    T.Invert: T.Invert(p=0.5),
+    T.Equalize: T.Equalize(p=0.5),
+    T.AutoContrast: T.AutoContrast(p=0.5),
+    T.Sharpness: T.Sharpness((0.1, 1.9)),
+    T.GaussianBlur: T.GaussianBlur(3, p=0.5),
+    T.Grayscale: T.Grayscale(p=0.5),
+    T.RandomErasing: T.RandomErasing(0.9, mode="pixel"),
 }
 # the same ops with p = 0 or zero strength: the identity
 IDENTITY = [
@@ -34,6 +44,18 @@ IDENTITY = [
     T.LensDistortion((0, 0)),
     T.ColorJitter(),
     T.PCALighting(0.0, **EIG),
+    T.Solarize(0, p=0),
+    T.Solarize(256),
+    T.SolarizeAdd(0),
+    T.Posterize(8),
+    T.Invert(p=0),
+    T.Equalize(p=0),
+    T.AutoContrast(p=0),
+    T.Sharpness(1.0),
+    T.GaussianBlur(5, p=0),
+    T.Grayscale(p=0),
+    T.RandomErasing(0),
+    T.ColorJitter(hue=0),
 ]
 
 

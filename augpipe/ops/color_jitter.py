@@ -9,6 +9,7 @@ import numpy as np
 
 from augpipe import rng
 from augpipe.ops.base import Op, interval, uniform_in
+from augpipe.ops.pixel import program as P
 
 GREY = np.array([0.299, 0.587, 0.114])  # ITU-R 601 luma, as torchvision's rgb_to_grayscale
 
@@ -21,6 +22,8 @@ class ColorJitter(Op):
     - brightness: ``x -> b x``
     - contrast:   ``x -> c x + (1 - c) m``, m the grey mean of the image so far
     - saturation: ``x -> s x + (1 - s) grey(x)``
+    - hue: a shift h drawn from [-x, x] (x <= 0.5, or a pair), applied after the rest on the
+      output tile in HSV (torchvision's adjust_hue); not part of the colour matrix
 
     The mean m is estimated on a grid of at most 32 x 32 pixels of the source crop.
 
@@ -30,11 +33,21 @@ class ColorJitter(Op):
     brightness: float | tuple[float, float] = 0.0
     contrast: float | tuple[float, float] = 0.0
     saturation: float | tuple[float, float] = 0.0
+    hue: float | tuple[float, float] = 0.0
     kind: ClassVar[str] = "color"
 
     def __post_init__(self):
         for name in ("brightness", "contrast", "saturation"):
             interval(f"ColorJitter.{name}", getattr(self, name), 0.0, 100.0, symmetric_about=1.0)
+        interval("ColorJitter.hue", self.hue, -0.5, 0.5, symmetric_about=0.0)
+
+    def steps(self, indices, seed: int, epoch: int, pos: int):
+        """The hue step (none when hue is 0)."""
+        lo, hi = interval("hue", self.hue, -0.5, 0.5, symmetric_about=0.0)
+        if lo == hi == 0.0:
+            return P.steps(len(indices), 0)
+        h = uniform_in(rng, seed, epoch, indices, rng.stream_id(pos, 3), lo, hi)
+        return P.single(P.HUE, np.ones(len(indices), dtype=bool), h)
 
     def color(self, indices, seed: int, epoch: int, pos: int):
         n = len(indices)

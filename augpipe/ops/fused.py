@@ -24,7 +24,11 @@ import numpy as np
 from numba import njit
 
 from augpipe.ops import kernels
+from augpipe.ops.pixel import tile as tile_ops
 
+# the record's program fields (``augpipe.ops.params``), in the order ``_render`` unpacks them
+PROGRAM_FIELDS = ("prog", "parg", "geo", "clip", "pfill", "ebox", "emode", "ecol", "estd", "ekey",
+                  "nchain", "chain", "carg", "cgeo", "cmix", "cm")  # fmt: skip
 _GRID = 17  # the map's bounding box is taken over a 17 x 17 grid of output points
 
 
@@ -131,25 +135,51 @@ def _matmul3(a, b):  # numba's @ needs scipy's BLAS; a 3x3 product does not
 
 
 @njit(nogil=True, cache=True, fastmath=True, error_model="numpy")
-def _render(src, bgr, A2s, A1, k, cmat, coff, cmean, color, fill, sy, sx, oy, ox, out):
+def _resample(src, bgr, A2s_j, A1, k, cmat, coff, cmean, color, fill, sy, sx, oy, ox, G, out):
+    """One crop: the map A2 G A1 (G: a policy's geometry, identity otherwise) into ``out``."""
     h, w = src.shape[0], src.shape[1]
-    H, W = out.shape[1], out.shape[2]
+    H, W = out.shape[0], out.shape[1]
+    A2 = _matmul3(A2s_j, G)
+    for c in range(3):  # full-size -> decoded edge coordinates
+        A2[0, c] /= sx
+        A2[1, c] /= sy
+    A2[0, 2] -= ox  # a region decode starts at (oy, ox) (whole pixels: exact)
+    A2[1, 2] -= oy
+    A = _matmul3(A2, A1)
+    if k == 0.0 and A[0, 1] == 0.0 and A[1, 0] == 0.0:
+        ex, ey = abs(A[0, 0]) * W / 2, abs(A[1, 1]) * H / 2
+        inside = (A[0, 2] - ex >= -1e-6 and A[0, 2] + ex <= w + 1e-6
+                  and A[1, 2] - ey >= -1e-6 and A[1, 2] + ey <= h + 1e-6)  # fmt: skip
+        if inside:
+            _render_axis(src, bgr, A, cmat, coff, cmean, color, out)
+            return
+    _render_warp(src, bgr, A1, k, A2, fill, cmat, coff, cmean, color, out)
+
+
+@njit(nogil=True, cache=True, fastmath=True, error_model="numpy")
+def _render(src, bgr, A2s, A1, k, cmat, coff, cmean, color, fill, sy, sx, oy, ox, pg, out):
+    """Each crop: resample, then the record's program on the tile while it is in cache
+    (``augpipe.ops.pixel``): AugMix chains, canvas clip, steps, erase box. ``pg`` holds the
+    program fields of the record (``PROGRAM_FIELDS``)."""
+    (prog, parg, geo, clip, pfill, ebox, emode, ecol, estd, ekey,
+     nchain, chain, carg, cgeo, cmix, cm) = pg  # fmt: skip
     for j in range(out.shape[0]):
-        A2 = A2s[j].copy()
-        for c in range(3):  # full-size -> decoded edge coordinates
-            A2[0, c] /= sx
-            A2[1, c] /= sy
-        A2[0, 2] -= ox  # a region decode starts at (oy, ox) (whole pixels: exact)
-        A2[1, 2] -= oy
-        A = _matmul3(A2, A1)
-        if k == 0.0 and A[0, 1] == 0.0 and A[1, 0] == 0.0:
-            ex, ey = abs(A[0, 0]) * W / 2, abs(A[1, 1]) * H / 2
-            inside = (A[0, 2] - ex >= -1e-6 and A[0, 2] + ex <= w + 1e-6
-                      and A[1, 2] - ey >= -1e-6 and A[1, 2] + ey <= h + 1e-6)  # fmt: skip
-            if inside:
-                _render_axis(src, bgr, A, cmat, coff, cmean, color, out[j])
-                continue
-        _render_warp(src, bgr, A1, k, A2, fill, cmat, coff, cmean, color, out[j])
+        _resample(src, bgr, A2s[j], A1, k, cmat, coff, cmean, color, fill, sy, sx, oy, ox,
+                  geo, out[j])  # fmt: skip
+        if nchain > 0:
+            acc = np.zeros(out[j].shape, np.float32)
+            tile = np.empty_like(out[j])
+            for c in range(nchain):
+                _resample(src, bgr, A2s[j], A1, k, cmat, coff, cmean, color, fill, sy, sx, oy,
+                          ox, cgeo[c], tile)  # fmt: skip
+                tile_ops.clip_canvas(tile, cgeo[c], pfill)
+                tile_ops.run_program(tile, chain[c], carg[c])
+                tile_ops.mix_into(acc, tile, cmix[c])
+            tile_ops.mix_finish(out[j], acc, cm)
+        if clip:
+            tile_ops.clip_canvas(out[j], geo, pfill)
+        tile_ops.run_program(out[j], prog, parg)
+        tile_ops.erase(out[j], ebox, emode, ecol, estd, ekey)
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
@@ -215,7 +245,8 @@ def fields(recs: np.ndarray) -> tuple[np.ndarray, ...]:
     """A batch of records as contiguous per-field arrays (fast per-sample views for ``render``)."""
     recs = np.asarray(recs).reshape(-1)
     names = ("A2", "A1", "k", "cmat", "coff", "cmean", "color", "src_hw")
-    return tuple(np.ascontiguousarray(recs[n]) for n in names)
+    f = tuple(np.ascontiguousarray(recs[n]) for n in names)
+    return f + (tuple(np.ascontiguousarray(recs[n]) for n in PROGRAM_FIELDS),)
 
 
 def render(
@@ -240,6 +271,7 @@ def render(
 def render_item(src, bgr, f: tuple, j: int, out, fill=0.0, src_scale=(1.0, 1.0),
                 src_offset=(0.0, 0.0)) -> None:  # fmt: skip
     """``render`` for item ``j`` of ``fields(records)``."""
+    pg = tuple(a[j] for a in f[8])
     _render(src, bool(bgr), f[0][j], f[1][j], float(f[2][j]), f[3][j], f[4][j], f[5][j],
             bool(f[6][j]), float(fill), float(src_scale[0]), float(src_scale[1]),
-            float(src_offset[0]), float(src_offset[1]), out)  # fmt: skip
+            float(src_offset[0]), float(src_offset[1]), pg, out)  # fmt: skip

@@ -9,6 +9,12 @@ fused kernel needs, so ``Compose.apply(image, record)`` replays a sample exactly
 - ``cmat`` (3, 3), ``coff`` (3,), ``cmean`` (3, 3): ``rgb' = cmat rgb + coff + cmean mu``,
   mu = the source crop's mean RGB; ``color``: whether any of it differs from the identity.
 - ``index``, ``src_hw``: the dataset index and the (height, width) the record was drawn for.
+- the program run on the output tile after resampling (``augpipe.ops.pixel``): ``prog`` (S,)
+  step codes and ``parg`` (S, 4) their arguments; ``geo`` (3, 3), a policy's geometry (output
+  frame -> crop frame, applied as ``A2 geo A1``) and ``clip``, whether pixels it maps outside the
+  crop canvas become ``pfill``; the erase box ``ebox`` (y0, x0, h, w) with ``emode`` (0 none,
+  1 constant, 2 per-channel colour, 3 per-pixel noise), ``ecol``, ``estd``, ``ekey``; AugMix's
+  ``nchain`` chains (``chain``/``carg`` steps, ``cgeo`` maps, ``cmix`` weights, ``cm`` blend).
 
 Frames are in pixel units centred on the output: output pixel (y, x) is at
 (x + 0.5 - W/2, y + 0.5 - H/2).
@@ -21,7 +27,8 @@ import numpy as np
 from augpipe.errors import ConfigError
 
 
-def param_dtype(n_crops: int) -> np.dtype:
+def param_dtype(n_crops: int, n_steps: int = 1, n_chains: int = 1, chain_steps: int = 1):
+    S, C, Sc = max(n_steps, 1), max(n_chains, 1), max(chain_steps, 1)
     return np.dtype(
         [
             ("index", "<i8"),
@@ -33,6 +40,22 @@ def param_dtype(n_crops: int) -> np.dtype:
             ("coff", "<f4", (3,)),
             ("cmean", "<f4", (3, 3)),
             ("color", "?"),
+            ("prog", "i1", (S,)),
+            ("parg", "<f4", (S, 4)),
+            ("geo", "<f8", (3, 3)),
+            ("clip", "?"),
+            ("pfill", "<f4", (3,)),
+            ("ebox", "<i4", (4,)),
+            ("emode", "i1"),
+            ("ecol", "<f4", (3,)),
+            ("estd", "<f4", (3,)),
+            ("ekey", "<u8"),
+            ("nchain", "i1"),
+            ("chain", "i1", (C, Sc)),
+            ("carg", "<f4", (C, Sc, 4)),
+            ("cgeo", "<f8", (C, 3, 3)),
+            ("cmix", "<f4", (C,)),
+            ("cm", "<f4"),
         ]
     )
 
@@ -78,6 +101,7 @@ def sample_params(ops, sizes, indices, seed: int, epoch: int) -> np.ndarray:
     M = np.tile(np.eye(3), (n, 1, 1))
     t = np.zeros((n, 3))
     N = np.zeros((n, 3, 3))
+    prog = _Program(n, out_hw)
     for pos, op in enumerate(ops):
         if op.kind == "geometry":
             g = op.matrices(indices, seed, epoch, pos, out_hw)
@@ -94,7 +118,8 @@ def sample_params(ops, sizes, indices, seed: int, epoch: int) -> np.ndarray:
             t = (M2 @ t[..., None])[..., 0] + t2 + (N2 @ t[..., None])[..., 0]
             N = M2 @ N + N2 @ (M + N)
             M = M2 @ M
-    rec = np.zeros(n, dtype=param_dtype(pre.shape[1]))
+        prog.add(op, indices, seed, epoch, pos)
+    rec = np.zeros(n, dtype=prog.dtype(pre.shape[1]))
     rec["index"] = indices
     rec["src_hw"] = sizes
     rec["A2"] = pre
@@ -109,7 +134,64 @@ def sample_params(ops, sizes, indices, seed: int, epoch: int) -> np.ndarray:
         | np.any(rec["coff"] != 0, axis=1)
         | np.any(rec["cmean"] != 0, axis=(1, 2))
     )
+    prog.fill(rec)
     return rec
+
+
+class _Program:
+    """Collects the post-resample parts of the records (steps, policy geometry, erase box,
+    AugMix chains) from the ops that have them, in pipeline order."""
+
+    def __init__(self, n: int, out_hw):
+        self.n, self.out_hw = n, out_hw
+        self.codes: list[np.ndarray] = []
+        self.args: list[np.ndarray] = []
+        self.geo = np.tile(np.eye(3), (n, 1, 1))
+        self.clip = np.zeros(n, dtype=bool)
+        self.pfill = np.zeros(3, np.float32)
+        self.erase = None
+        self.mix = None
+
+    def add(self, op, indices, seed: int, epoch: int, pos: int) -> None:
+        if hasattr(op, "steps"):  # LUT, enhance and filter ops (and ColorJitter's hue)
+            c, a = op.steps(indices, seed, epoch, pos)
+            self.codes.append(c)
+            self.args.append(a)
+        if hasattr(op, "policy"):  # RandAugment & co: geometry, steps, fill (AugMix: chains)
+            d = op.policy(indices, seed, epoch, pos, self.out_hw)
+            self.geo = self.geo @ d["geo"]
+            self.clip |= d["clip"]
+            self.pfill = np.asarray(d["fill"], np.float32)
+            self.codes.append(d["codes"])
+            self.args.append(d["args"])
+            if "chains" in d:
+                self.mix = d
+        if hasattr(op, "erase_box"):
+            self.erase = op.erase_box(indices, seed, epoch, pos, self.out_hw)
+
+    def dtype(self, n_crops: int) -> np.dtype:
+        S = sum(c.shape[1] for c in self.codes)
+        C, Sc = self.mix["chains"].shape[1:3] if self.mix is not None else (1, 1)
+        return param_dtype(n_crops, S, C, Sc)
+
+    def fill(self, rec: np.ndarray) -> None:
+        S = sum(c.shape[1] for c in self.codes)
+        if S:
+            rec["prog"] = np.concatenate(self.codes, axis=1)
+            rec["parg"] = np.concatenate(self.args, axis=1)
+        rec["geo"] = self.geo
+        rec["clip"] = self.clip
+        rec["pfill"] = self.pfill
+        if self.erase is not None:
+            for k, v in self.erase.items():
+                rec[k] = v
+        if self.mix is not None:
+            d = self.mix
+            rec["nchain"] = d["chains"].shape[1]
+            rec["chain"], rec["carg"] = d["chains"], d["chain_args"]
+            rec["cgeo"], rec["cmix"], rec["cm"] = d["cgeo"], d["cmix"], d["cm"]
+        else:
+            rec["cgeo"] = np.eye(3)
 
 
 def min_scales(recs) -> np.ndarray:

@@ -1,0 +1,362 @@
+"""Numba kernels of the post-resample stages, run on one sample's HWC uint8 output tile.
+
+``run_program`` executes the step codes of ``program.py`` in order, rounding and clamping to
+uint8 after each step as the references do (PIL ImageOps/ImageEnhance, torchvision's
+functional): lookup tables (solarize, posterize, invert; equalize and autocontrast from the
+tile's own histogram, computed only when a sample draws them), enhance blends (truncating like
+PIL's ``Image.blend``), the 3x3 sharpness filter and a separable Gaussian blur. ``clip_canvas``
+fills the pixels whose position under a policy's geometric map falls outside the crop canvas;
+``erase`` writes RandomErasing's box; ``mix_into`` accumulates AugMix chains.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from augpipe.ops.pixel import program as P
+
+_K = dict(nogil=True, cache=True, error_model="numpy", boundscheck=False)
+
+
+@njit(**_K)
+def _grey(r, g, b):  # PIL's RGB -> L: ITU-R 601 in 16-bit fixed point, rounded
+    return (r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16
+
+
+@njit(**_K)
+def _apply_lut(flat, lut):
+    n = flat.shape[0] // 3
+    for i in range(n):
+        flat[3 * i] = lut[0, flat[3 * i]]
+        flat[3 * i + 1] = lut[1, flat[3 * i + 1]]
+        flat[3 * i + 2] = lut[2, flat[3 * i + 2]]
+
+
+@njit(**_K)
+def _histogram(flat):
+    h = np.zeros((3, 256), np.int64)
+    n = flat.shape[0] // 3
+    for i in range(n):
+        h[0, flat[3 * i]] += 1
+        h[1, flat[3 * i + 1]] += 1
+        h[2, flat[3 * i + 2]] += 1
+    return h
+
+
+@njit(**_K)
+def equalize_lut(h, lut):
+    """PIL's ImageOps.equalize: step = (pixels - count of the top value) // 255, identity when
+    the channel has one value or step is 0; lut[i] = (step // 2 + cumsum(h)[i - 1]) // step."""
+    for c in range(3):
+        last = -1
+        nz = 0
+        total = 0
+        for i in range(256):
+            if h[c, i]:
+                last = i
+                nz += 1
+                total += h[c, i]
+        step = (total - h[c, last]) // 255 if nz > 1 else 0
+        if step == 0:
+            for i in range(256):
+                lut[c, i] = i
+            continue
+        acc = step // 2
+        for i in range(256):
+            lut[c, i] = min(acc // step, 255)
+            acc += h[c, i]
+
+
+@njit(**_K)
+def autocontrast_lut(h, lut):
+    """PIL's ImageOps.autocontrast (cutoff 0): per channel lo, hi = min, max; identity when
+    hi <= lo, else lut[i] = clamp(int(i * 255 / (hi - lo) - lo * 255 / (hi - lo)))."""
+    for c in range(3):
+        lo = 0
+        while lo < 255 and h[c, lo] == 0:
+            lo += 1
+        hi = 255
+        while hi > 0 and h[c, hi] == 0:
+            hi -= 1
+        if hi <= lo:
+            for i in range(256):
+                lut[c, i] = i
+            continue
+        scale = 255.0 / (hi - lo)
+        offset = -lo * scale
+        for i in range(256):
+            v = int(i * scale + offset)
+            lut[c, i] = min(max(v, 0), 255)
+
+
+@njit(**_K)
+def _static_lut(code, a0, a1, lut):
+    for i in range(256):
+        v = i
+        if code == P.SOLARIZE:
+            v = 255 - i if i >= a0 else i
+        elif code == P.SOLARIZE_ADD:
+            v = min(255, i + int(a0)) if i < a1 else i
+        elif code == P.POSTERIZE:
+            bits = int(a0)
+            v = i & (~((1 << (8 - bits)) - 1) & 255) if bits < 8 else i
+        elif code == P.INVERT:
+            v = 255 - i
+        lut[0, i] = v
+        lut[1, i] = v
+        lut[2, i] = v
+
+
+@njit(**_K)
+def _blend_u8(d, x, f):  # PIL's Image.blend(degenerate, image, f): float, clamped, truncated
+    v = np.float32(d) + f * (np.float32(x) - np.float32(d))
+    return np.uint8(min(max(v, np.float32(0.0)), np.float32(255.0)))
+
+
+@njit(**_K)
+def _blend_const(flat, d, f):
+    f = np.float32(f)
+    for i in range(flat.shape[0]):
+        flat[i] = _blend_u8(d, flat[i], f)
+
+
+@njit(**_K)
+def _blend_grey(flat, f):
+    f = np.float32(f)
+    for i in range(flat.shape[0] // 3):
+        g = _grey(np.int64(flat[3 * i]), np.int64(flat[3 * i + 1]), np.int64(flat[3 * i + 2]))
+        for c in range(3):
+            flat[3 * i + c] = _blend_u8(g, flat[3 * i + c], f)
+
+
+@njit(**_K)
+def _contrast(flat, f, tv):
+    n = flat.shape[0] // 3
+    s = 0.0
+    for i in range(n):
+        if tv:  # torchvision: floor of 0.2989 r + 0.587 g + 0.114 b, mean in float
+            s += math.floor(0.2989 * flat[3 * i] + 0.587 * flat[3 * i + 1]
+                            + 0.114 * flat[3 * i + 2])  # fmt: skip
+        else:
+            s += _grey(np.int64(flat[3 * i]), np.int64(flat[3 * i + 1]), np.int64(flat[3 * i + 2]))
+    m = s / max(n, 1)
+    d = np.float32(m) if tv else np.float32(int(m + 0.5))
+    _blend_const(flat, d, f)
+
+
+@njit(**_K)
+def _sharpness(tile, f):
+    """Blend with the image smoothed by [[1, 1, 1], [1, 5, 1], [1, 1, 1]] / 13; the one-pixel
+    border ring keeps the image's own pixels (PIL and torchvision both leave it unfiltered)."""
+    H, W = tile.shape[0], tile.shape[1]
+    if H < 3 or W < 3:
+        return
+    f = np.float32(f)
+    prev = tile[0].copy()
+    cur = tile[1].copy()
+    for y in range(1, H - 1):
+        nxt = tile[y + 1]
+        for x in range(1, W - 1):
+            for c in range(3):
+                s = (np.int32(prev[x - 1, c]) + prev[x, c] + prev[x + 1, c] + cur[x - 1, c]
+                     + 5 * np.int32(cur[x, c]) + cur[x + 1, c] + nxt[x - 1, c] + nxt[x, c]
+                     + nxt[x + 1, c])  # fmt: skip
+                d = np.float32(math.floor(s / 13.0 + 0.5))
+                tile[y, x, c] = _blend_u8(d, cur[x, c], f)
+        prev[:] = cur
+        cur[:] = tile[y + 1]
+
+
+@njit(**_K)
+def _reflect(i, n):
+    if n == 1:
+        return 0
+    while i < 0 or i >= n:
+        i = -i if i < 0 else 2 * (n - 1) - i
+    return i
+
+
+@njit(**_K)
+def _blur(tile, sigma, r):
+    """Separable Gaussian, torchvision's kernel (exp(-x^2 / 2 sigma^2) over -r..r, normalised),
+    reflected border, float between the passes, rounded once."""
+    H, W = tile.shape[0], tile.shape[1]
+    r = int(r)
+    if r < 1 or sigma <= 0:
+        return
+    k = np.empty(2 * r + 1, np.float32)
+    tot = 0.0
+    for i in range(2 * r + 1):
+        x = (i - r) / sigma
+        k[i] = math.exp(-0.5 * x * x)
+        tot += k[i]
+    for i in range(2 * r + 1):
+        k[i] = k[i] / tot
+    tmp = np.empty((H, W, 3), np.float32)
+    for y in range(H):
+        for x in range(W):
+            for c in range(3):
+                s = np.float32(0.0)
+                for i in range(2 * r + 1):
+                    s += k[i] * tile[y, _reflect(x + i - r, W), c]
+                tmp[y, x, c] = s
+    for y in range(H):
+        for x in range(W):
+            for c in range(3):
+                s = np.float32(0.0)
+                for i in range(2 * r + 1):
+                    s += k[i] * tmp[_reflect(y + i - r, H), x, c]
+                tile[y, x, c] = np.uint8(min(max(s + np.float32(0.5), 0.0), 255.0))
+
+
+@njit(**_K)
+def _hue(flat, shift):
+    """RGB -> HSV, h += shift (mod 1), -> RGB, in float like torchvision's adjust_hue."""
+    for i in range(flat.shape[0] // 3):
+        r = flat[3 * i] / 255.0
+        g = flat[3 * i + 1] / 255.0
+        b = flat[3 * i + 2] / 255.0
+        mx = max(r, g, b)
+        mn = min(r, g, b)
+        d = mx - mn
+        if d == 0.0:
+            continue  # grey: hue has no effect
+        if mx == r:
+            h = ((g - b) / d) % 6.0
+        elif mx == g:
+            h = (b - r) / d + 2.0
+        else:
+            h = (r - g) / d + 4.0
+        h = (h / 6.0 + shift) % 1.0
+        s = d / mx
+        v = mx
+        h6 = h * 6.0
+        j = int(h6) % 6
+        fr = h6 - math.floor(h6)
+        p = v * (1.0 - s)
+        q = v * (1.0 - s * fr)
+        t = v * (1.0 - s * (1.0 - fr))
+        if j == 0:
+            r, g, b = v, t, p
+        elif j == 1:
+            r, g, b = q, v, p
+        elif j == 2:
+            r, g, b = p, v, t
+        elif j == 3:
+            r, g, b = p, q, v
+        elif j == 4:
+            r, g, b = t, p, v
+        else:
+            r, g, b = v, p, q
+        flat[3 * i] = np.uint8(min(max(r * 255.0 + 0.5, 0.0), 255.0))
+        flat[3 * i + 1] = np.uint8(min(max(g * 255.0 + 0.5, 0.0), 255.0))
+        flat[3 * i + 2] = np.uint8(min(max(b * 255.0 + 0.5, 0.0), 255.0))
+
+
+@njit(**_K)
+def run_program(tile, codes, args):
+    """Run the steps ``codes`` (S,) with ``args`` (S, 4) on ``tile`` (H, W, 3) uint8, in place."""
+    flat = tile.reshape(-1)
+    lut = np.empty((3, 256), np.uint8)
+    for s in range(codes.shape[0]):
+        code = codes[s]
+        a0, a1 = args[s, 0], args[s, 1]
+        if code == P.NOP:
+            continue
+        if code <= P.INVERT:
+            _static_lut(code, a0, a1, lut)
+            _apply_lut(flat, lut)
+        elif code == P.EQUALIZE:
+            equalize_lut(_histogram(flat), lut)
+            _apply_lut(flat, lut)
+        elif code == P.AUTOCONTRAST:
+            autocontrast_lut(_histogram(flat), lut)
+            _apply_lut(flat, lut)
+        elif code == P.BRIGHTNESS:
+            _blend_const(flat, np.float32(0.0), a0)
+        elif code == P.COLOR:
+            _blend_grey(flat, a0)
+        elif code == P.CONTRAST:
+            _contrast(flat, a0, a1 != 0)
+        elif code == P.SHARPNESS:
+            _sharpness(tile, a0)
+        elif code == P.GRAYSCALE:
+            _blend_grey(flat, 0.0)
+        elif code == P.BLUR:
+            _blur(tile, a0, a1)
+        elif code == P.HUE:
+            _hue(flat, a0)
+
+
+@njit(**_K)
+def clip_canvas(tile, G, fill):
+    """Fill output pixels whose centre maps (by G, centred output frame -> centred crop frame)
+    outside the crop canvas: a policy's rotate/shear/translate never shows pixels beyond the
+    crop, as when the reference transforms the already-cropped image."""
+    H, W = tile.shape[0], tile.shape[1]
+    hx, hy = W / 2.0, H / 2.0
+    f0, f1, f2 = np.uint8(fill[0]), np.uint8(fill[1]), np.uint8(fill[2])
+    for y in range(H):
+        Y = y + 0.5 - hy
+        for x in range(W):
+            X = x + 0.5 - hx
+            u = G[0, 0] * X + G[0, 1] * Y + G[0, 2]
+            v = G[1, 0] * X + G[1, 1] * Y + G[1, 2]
+            if u < -hx or u >= hx or v < -hy or v >= hy:
+                tile[y, x, 0] = f0
+                tile[y, x, 1] = f1
+                tile[y, x, 2] = f2
+
+
+@njit(**_K)
+def _hash(z):
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+@njit(**_K)
+def erase(tile, box, mode, colour, std, key):
+    """RandomErasing's box (y0, x0, h, w): mode 1 writes ``colour``; mode 2 ``colour`` too (drawn
+    per sample by the op); mode 3 per-pixel noise colour + std * N(0, 1) from ``key``."""
+    y0, x0, h, w = box[0], box[1], box[2], box[3]
+    if mode == 0 or h <= 0 or w <= 0:
+        return
+    W = tile.shape[1]
+    for y in range(y0, y0 + h):
+        for x in range(x0, x0 + w):
+            for c in range(3):
+                if mode == 3:
+                    z = _hash(key ^ np.uint64(((y * W + x) * 3 + c) * 2 + 1))
+                    u1 = ((z >> np.uint64(11)) + np.uint64(1)) * (1.0 / 9007199254740993.0)
+                    z2 = _hash(z)
+                    u2 = (z2 >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+                    g = math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
+                    v = colour[c] + std[c] * g
+                else:
+                    v = colour[c]
+                tile[y, x, c] = np.uint8(min(max(v + 0.5, 0.0), 255.0))
+
+
+@njit(**_K)
+def mix_into(acc, tile, w):
+    """acc += w * tile (AugMix's weighted sum of chains, in float)."""
+    a = acc.reshape(-1)
+    t = tile.reshape(-1)
+    w = np.float32(w)
+    for i in range(a.shape[0]):
+        a[i] += w * np.float32(t[i])
+
+
+@njit(**_K)
+def mix_finish(tile, acc, m):
+    """tile = blend(tile, uint8(clip(acc)), m): timm's AugMix end (truncations as timm's)."""
+    a = acc.reshape(-1)
+    t = tile.reshape(-1)
+    m = np.float32(m)
+    for i in range(a.shape[0]):
+        mixed = np.float32(np.uint8(min(max(a[i], np.float32(0.0)), np.float32(255.0))))
+        t[i] = _blend_u8(t[i], mixed, m)

@@ -27,10 +27,10 @@ from augpipe.ops.fused import fields, render_item, source_boxes
 from augpipe.ops.lens import LensDistortion
 from augpipe.ops.params import min_scales, sample_params
 from augpipe.ops.pca_lighting import PCALighting
-from augpipe.ops.replay import check_image, check_ready, render_record
 from augpipe.ops.pixel.enhance import GaussianBlur, Grayscale, Sharpness
 from augpipe.ops.pixel.erasing import RandomErasing
 from augpipe.ops.pixel.lut import AutoContrast, Equalize, Invert, Posterize, Solarize, SolarizeAdd
+from augpipe.ops.replay import check_image, check_ready, render_record
 from augpipe.ops.resized_crop import RandomResizedCrop
 from augpipe.ops.scale_jitter import ScaleJitter
 from augpipe.ops.ten_crop import MultiScaleTenCrop, TenCrop

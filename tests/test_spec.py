@@ -168,7 +168,7 @@ def test_registered_op_with_nested_ops_and_tuples_round_trips():
     d = pipe.to_dict()
     assert d["ops"][1]["op"] == "TestPolicy"
     assert d["ops"][1]["ops"][0] == {"op": "ColorJitter", "brightness": 0.3, "contrast": 0.2,
-                                     "saturation": 0.0}  # fmt: skip
+                                     "saturation": 0.0, "hue": 0.0}  # fmt: skip
     back = _trip(pipe)
     assert back.ops == pipe.ops and isinstance(back.ops[1].ops, tuple)
     assert np.array_equal(back(IMG, 5, 1, 1), pipe(IMG, 5, 1, 1))

@@ -27,10 +27,12 @@ def drawn(p: float, indices, seed: int, epoch: int, pos: int, slot: int = 0) -> 
     return rng.bernoulli(seed, epoch, indices, rng.stream_id(pos, slot), p)
 
 
-@dataclass(frozen=True)
-class _LutOp(Op):
+class _LutOp:
+    """What the LUT ops share (a mixin, not an Op: the op registry lists Op subclasses)."""
+
     kind: ClassVar[str] = "pixel"
     code: ClassVar[int] = P.NOP
+    p: float
 
     def __post_init__(self):
         probability(f"{type(self).__name__}.p", self.p)
@@ -43,7 +45,7 @@ class _LutOp(Op):
 
 
 @dataclass(frozen=True)
-class Solarize(_LutOp):
+class Solarize(_LutOp, Op):
     """Invert every channel value >= ``threshold`` (PIL's ImageOps.solarize; torchvision's
     RandomSolarize with p). ``threshold`` 0..256 (256: no change).
 
@@ -63,7 +65,7 @@ class Solarize(_LutOp):
 
 
 @dataclass(frozen=True)
-class SolarizeAdd(_LutOp):
+class SolarizeAdd(_LutOp, Op):
     """Add ``add`` (clamped at 255) to every value below ``threshold`` (timm's solarize_add).
 
     >>> SolarizeAdd(add=30, threshold=128)
@@ -84,7 +86,7 @@ class SolarizeAdd(_LutOp):
 
 
 @dataclass(frozen=True)
-class Posterize(_LutOp):
+class Posterize(_LutOp, Op):
     """Keep the ``bits`` most significant bits of each channel (PIL's ImageOps.posterize;
     torchvision's RandomPosterize with p). ``bits`` 0..8.
 
@@ -106,7 +108,7 @@ class Posterize(_LutOp):
 
 
 @dataclass(frozen=True)
-class Invert(_LutOp):
+class Invert(_LutOp, Op):
     """255 - x on every channel (PIL's ImageOps.invert; torchvision's RandomInvert).
 
     >>> Invert(p=0.5)
@@ -117,7 +119,7 @@ class Invert(_LutOp):
 
 
 @dataclass(frozen=True)
-class Equalize(_LutOp):
+class Equalize(_LutOp, Op):
     """Histogram equalisation per channel, PIL's rule (torchvision's equalize is the same):
     computed from the sample's own output tile, only for the samples that draw it.
 
@@ -129,7 +131,7 @@ class Equalize(_LutOp):
 
 
 @dataclass(frozen=True)
-class AutoContrast(_LutOp):
+class AutoContrast(_LutOp, Op):
     """Stretch each channel's [min, max] to [0, 255] (PIL's ImageOps.autocontrast, cutoff 0).
 
     >>> AutoContrast(p=0.5)

@@ -29,6 +29,8 @@ _EXPORTS = {
     "PCALighting": "augpipe.transforms",
     "TenCrop": "augpipe.transforms",
     "MultiScaleTenCrop": "augpipe.transforms",
+    "UserOp": "augpipe.transforms",
+    "UserBatchOp": "augpipe.transforms",
     "load_pipeline": "augpipe.spec.files",
     "save_pipeline": "augpipe.spec.files",
     "register_op": "augpipe.spec.registry",

@@ -90,3 +90,56 @@ def permutation(n: int, seed: int, epoch: int) -> np.ndarray:
     """A permutation of range(n) that depends only on (seed, epoch): sort by hash."""
     keys = bits(seed, epoch, np.arange(n, dtype=np.uint64), stream=0x5EED)
     return np.argsort(keys, kind="stable").astype(np.int64)
+
+
+class Stream:
+    """Random numbers for one sample (or one batch) of a Python op: each draw is a pure
+    function of (seed, epoch, index, stream) and of how many draws came before it on this
+    object, so a sample gets the same numbers in any worker, in any order, after a resume.
+
+    >>> r = Stream(seed=0, epoch=3, index=7, stream=stream_id(4, 0))
+    >>> r.uniform(0.2, 0.4), r.integers(0, 224, size=2), r.bernoulli(0.5)
+    """
+
+    def __init__(self, seed: int, epoch: int, index: int, stream: int):
+        self.seed, self.epoch, self.index, self.stream = int(seed), int(epoch), int(index), stream
+        self._draws = 0
+
+    def __repr__(self) -> str:
+        return (f"Stream(seed={self.seed}, epoch={self.epoch}, index={self.index}, "
+                f"stream={self.stream}, draws={self._draws})")  # fmt: skip
+
+    def bits(self, size=None):
+        """64 random bits (uint64), or an array of them of shape ``size``."""
+        draw, self._draws = self._draws, self._draws + 1
+        g = int(_GOLDEN)
+        sub = _mix_int((int(self.stream) & _U64) ^ ((self.index * g) & _U64))
+        sub = _mix_int(sub ^ (((draw + 1) * int(_M1)) & _U64))
+        n = 1 if size is None else int(np.prod(size))
+        z = bits(self.seed, self.epoch, np.arange(n, dtype=np.uint64), sub)
+        return z[0] if size is None else z.reshape(size)
+
+    def random(self, size=None):
+        """Uniform floats in [0, 1)."""
+        return (self.bits(size) >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+
+    def uniform(self, low: float = 0.0, high: float = 1.0, size=None):
+        return low + (high - low) * self.random(size)
+
+    def integers(self, low: int, high: int, size=None):
+        """Integers in [low, high)."""
+        if high <= low:
+            raise ValueError(f"integers: expected low < high, got ({low}, {high})")
+        v = np.floor(self.random(size) * (high - low)).astype(np.int64) + int(low)
+        return np.minimum(v, high - 1) if size is not None else int(min(v, high - 1))
+
+    def normal(self, mean: float = 0.0, std: float = 1.0, size=None):
+        u1, u2 = self.random(size), self.random(size)
+        return mean + std * np.sqrt(-2.0 * np.log1p(-u1)) * np.cos(2.0 * np.pi * u2)
+
+    def bernoulli(self, p: float, size=None):
+        """True with probability p."""
+        return self.random(size) < p
+
+    def permutation(self, n: int) -> np.ndarray:
+        return np.argsort(self.bits(int(n)), kind="stable").astype(np.int64)

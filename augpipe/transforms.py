@@ -34,6 +34,7 @@ from augpipe.ops.replay import check_image, check_ready, render_record
 from augpipe.ops.resized_crop import RandomResizedCrop
 from augpipe.ops.scale_jitter import ScaleJitter
 from augpipe.ops.ten_crop import MultiScaleTenCrop, TenCrop
+from augpipe.spec.user import UserBatchOp, UserOp
 
 __all__ = [
     "Compose",
@@ -57,6 +58,8 @@ __all__ = [
     "GaussianBlur",
     "Grayscale",
     "RandomErasing",
+    "UserOp",
+    "UserBatchOp",
     "OPS",
 ]
 
@@ -84,10 +87,15 @@ OPS = (
 )
 
 
+_USER_KINDS = ("sample", "batch")  # Python ops that run after the fused pass (augpipe.spec.user)
+
+
 class Compose:
     """A list of ops fused into one pass. At most one sizing op (RandomResizedCrop, ScaleJitter,
     CenterCrop, TenCrop, MultiScaleTenCrop), listed before the geometric ops; at most one
     LensDistortion. ``fill`` colours areas that map outside the source (rotations, lens).
+    User ops (``UserOp`` per sample, ``UserBatchOp`` per batch) come last: they run in Python
+    after the fused pass.
     """
 
     def __init__(self, ops, fill: int = 0, fast_decode: bool = True):
@@ -119,6 +127,16 @@ class Compose:
                     [type(o).__name__ for o in ops],
                     f"move {type(ops[kinds.index('size')]).__name__} to the front",
                 )
+        first_user = next((i for i, k in enumerate(kinds) if k in _USER_KINDS), len(kinds))
+        if any(k not in _USER_KINDS for k in kinds[first_user:]):
+            raise bad_param(
+                "Compose",
+                "user ops (UserOp, UserBatchOp) after every fused op",
+                [type(o).__name__ for o in ops],
+                "move them to the end: they run after the fused pass",
+            )
+        self._sample_ops = [(p, op) for p, op in enumerate(ops) if op.kind == "sample"]
+        self.batch_ops = [(p, op) for p, op in enumerate(ops) if op.kind == "batch"]
         self.ops = list(ops)
         self.fill = int(fill)
         self.fast_decode = bool(fast_decode)
@@ -186,17 +204,31 @@ class Compose:
     def _out_hw(self, image_hw) -> tuple[int, int]:
         return self._size_op.out_hw if self._size_op is not None else tuple(image_hw)
 
-    def apply(self, image: np.ndarray, params) -> np.ndarray:
-        """Replay one record from ``sample_params`` on ``image`` (no randomness involved)."""
+    def apply(self, image: np.ndarray, params, seed: int | None = None, epoch: int | None = None):
+        """Replay one record from ``sample_params`` on ``image`` (no randomness involved; user
+        ops, which draw as they run, also need the ``seed`` and ``epoch`` of the record)."""
         image = check_image(image)
         rec = np.asarray(params).reshape(-1)[0]
         out = render_record(self.ops, image, rec, self.fill)
+        if self._sample_ops:
+            if seed is None or epoch is None:
+                raise ConfigError(
+                    f"Compose.apply: {self._sample_ops[0][1].path!r} is a user op that draws "
+                    "from (seed, epoch, index) as it runs; pass seed= and epoch="
+                )
+            self._run_sample_ops(out, int(rec["index"]), int(seed), int(epoch))
         return out if self.n_crops > 1 else out[0]
 
     def __call__(self, image: np.ndarray, index: int = 0, seed: int = 0, epoch: int = 0):
         image = check_image(image)
         rec = self.sample_params([image.shape[:2]], [index], seed, epoch)
-        return self.apply(image, rec[0])
+        return self.apply(image, rec[0], seed, epoch)
+
+    def _run_sample_ops(self, crops: np.ndarray, index: int, seed: int, epoch: int) -> None:
+        """The user ops on one sample's (K, H, W, 3) output, in place (Python, per crop)."""
+        for pos, op in self._sample_ops:
+            for k in range(crops.shape[0]):
+                op.run(crops[k], seed, epoch, index, pos, k)
 
     def run_batch(self, dataset, indices, seed: int, epoch: int, out: np.ndarray) -> None:
         """Decode and augment ``dataset[indices]`` into ``out`` (len(indices), *output_shape)."""
@@ -211,6 +243,8 @@ class Compose:
         view = out.reshape(len(indices), self.n_crops, *out.shape[-3:])
         for j, (img, bgr, sc, off, f) in self._decoded(dataset, indices, seed, epoch):
             render_item(img, bgr, f, j, view[j], self.fill, sc, off)
+            if self._sample_ops:
+                self._run_sample_ops(view[j], int(indices[j]), int(seed), int(epoch))
 
     def decode_batch(self, dataset, indices, seed: int, epoch: int) -> int:
         """Only the decode that ``run_batch`` does (the same regions and DCT scales), no

@@ -39,6 +39,7 @@ from augpipe.loader.order import (
 from augpipe.loader.pool import WorkerPool
 from augpipe.loader.shm import SlotLayout, SlotRing
 from augpipe.loader.worker import describe, locate_failure
+from augpipe.spec.user import apply_batch_ops
 
 STATE_VERSION = 1
 _STATE_KEYS = ("seed", "batch_size", "shuffle", "drop_last", "rank", "world_size", "order",
@@ -229,10 +230,18 @@ class Loader:
             )
         return None
 
-    def _convert(self, images: np.ndarray, labels: np.ndarray):
+    def _convert(self, images: np.ndarray, labels: np.ndarray, epoch: int = 0, batch: int = 0,
+                 indices=None):  # fmt: skip
+        # user per-batch ops (augpipe.spec.user.UserBatchOp): host side, then after the copy
+        ops = getattr(self.pipeline, "batch_ops", ())
+        key = (self.seed, epoch, batch * self.world_size + self.rank, indices)
+        if ops:
+            images, labels = apply_batch_ops(ops, "host", images, labels, *key)
         if self._torch is not None:
-            return self._torch(images, labels)
-        return self._numpy_convert(images, labels)
+            out, keeps = self._torch(images, labels)
+        else:
+            out, keeps = self._numpy_convert(images, labels)
+        return (apply_batch_ops(ops, "device", *out, *key) if ops else out), keeps
 
     def _numpy_convert(self, images: np.ndarray, labels: np.ndarray):
         if self._dtype == "uint8":
@@ -297,7 +306,8 @@ class Loader:
                         submitted += 1
                     slot = self._wait_for(b, epoch, done)
                 idx = plan.batch(b)
-                out, keeps = self._convert(ring.images(slot)[: len(idx)], self._labels[idx])
+                out, keeps = self._convert(ring.images(slot)[: len(idx)], self._labels[idx],
+                                           epoch, b, idx)  # fmt: skip
                 if keeps:
                     held = slot
                 else:

@@ -67,7 +67,11 @@ def _subclasses(cls: type):
 def _builtin() -> dict[str, list[type]]:
     names: dict[str, list[type]] = {}
     for cls in _subclasses(Op):
-        if cls.__module__.split(".")[0] == "augpipe" and "<locals>" not in cls.__qualname__:
+        if (
+            cls.__module__.split(".")[0] == "augpipe"
+            and "<locals>" not in cls.__qualname__
+            and not cls.__name__.startswith("_")
+        ):
             names.setdefault(cls.__name__, [])
             if cls not in names[cls.__name__]:
                 names[cls.__name__].append(cls)

@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 # public name -> module that defines it
 _EXPORTS = {
     "pack": "augpipe.format.pack",
+    "merge": "augpipe.format.merge",
     "ShardDataset": "augpipe.format.dataset",
     "Loader": "augpipe.loader.loader",
     "Compose": "augpipe.transforms",

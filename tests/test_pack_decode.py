@@ -72,13 +72,29 @@ def test_sample_positions_equal_rng_bits(index, n):
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (3, 5), (64, 64), (65, 64), (377, 415)])
-def test_partial_equals_plain_numpy_bit_for_bit(shape):
+def test_partial_is_the_exact_integer_sums(shape):
     px = np.random.default_rng(shape[0]).integers(0, 256, (*shape, 3), dtype=np.uint8)
     flat = px.reshape(-1, 3)
     if flat.shape[0] > stats.PIXELS_PER_IMAGE:
         k = np.arange(stats.PIXELS_PER_IMAGE, dtype=np.uint64)
         pos = rng.bits(stats.STATS_SEED, 0, k, stream=9) % np.uint64(flat.shape[0])
         flat = flat[pos.astype(np.intp)]
-    x = flat.astype(np.float64) / 255.0
+    x = flat.astype(np.int64)
     expected = np.concatenate([[x.shape[0]], x.sum(axis=0), (x.T @ x).ravel()])
-    np.testing.assert_array_equal(stats.partial(px, 9), expected)
+    got = stats.partial(px, 9)
+    assert got.dtype == np.int64
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_finish_is_exact_and_independent_of_the_order_of_addition():
+    imgs = [np.random.default_rng(s).integers(0, 256, (70, 66, 3), dtype=np.uint8)
+            for s in range(5)]  # fmt: skip
+    parts = [stats.partial(px, i) for i, px in enumerate(imgs)]
+    forward = stats.finish(np.sum(parts, axis=0))
+    backward = np.zeros(13, np.int64)
+    for p in parts[::-1]:
+        backward += p
+    assert stats.finish(backward) == forward
+    x = np.concatenate([stats.sample_pixels(px, i) for i, px in enumerate(imgs)]) / 255.0
+    np.testing.assert_allclose(forward["mean"], x.mean(0), rtol=1e-14)
+    np.testing.assert_allclose(forward["std"], x.std(0), rtol=1e-12)

@@ -10,7 +10,7 @@ import sys
 from augpipe.errors import UserError
 
 # Each module defines register(subparsers) which adds its parser and sets func=run(args) -> int.
-COMMANDS = ("pack", "inspect", "preview", "train", "bench", "demo")
+COMMANDS = ("pack", "merge", "inspect", "preview", "train", "bench", "demo")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -83,7 +83,23 @@ def register(sub) -> None:
         action="store_true",
         help="fail (exit 2) on the first bad input instead of skipping it",
     )
-    p.add_argument("--overwrite", action="store_true", help="replace OUT if it is a dataset")
+    p.add_argument(
+        "--shuffle",
+        type=int,
+        default=None,
+        metavar="SEED",
+        help="pack the inputs in a seeded random order instead of sorted order (mixes "
+        "classes within shards)",
+    )
+    p.add_argument(
+        "--part",
+        metavar="i/N",
+        default=None,
+        help="pack only part i (0-based) of N into the part directory OUT; join the parts "
+        "with 'augpipe merge PART0 .. PART{N-1} OUT' (byte-identical to one pack)",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace OUT if it is a dataset "
+                   "(with --part: a part)")  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)  # fmt: skip
 
@@ -126,6 +142,8 @@ def run(args) -> int:
             max_pixels=args.max_pixels if args.max_pixels is not None else DEFAULT_MAX_PIXELS,
             overwrite=args.overwrite,
             keep_jpeg=args.keep_jpeg,
+            shuffle_seed=args.shuffle,
+            part=args.part,
             progress=not args.no_progress,
         )
     finally:

@@ -11,6 +11,12 @@ so an interrupted or failed pack leaves nothing at OUT; stale temp directories o
 removed by the next pack to the same OUT. Shard boundaries depend only on record sizes and
 ``shard_size_mb``; records are written by this process in input order, so shards are
 byte-identical for any ``workers``.
+
+``part=(i, n)`` (CLI ``--part i/N``) packs only the i-th of n contiguous slices of the inputs
+into a *part* directory (``format/parts.py``); ``augpipe.format.merge.merge`` joins the parts
+through the same ``ShardSink`` and ``finish_dataset`` as a single pack, so the merged dataset
+is byte-identical to it. ``shuffle_seed`` permutes the sorted inputs first (``rng.permutation``),
+so class-sorted sources do not make single-class shards.
 """
 
 from __future__ import annotations
@@ -23,10 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-from augpipe import __version__
+from augpipe import __version__, rng
 from augpipe.errors import InputImageError, UserError, bad_param
 from augpipe.format import manifest as mf
-from augpipe.format import record, sources, stats
+from augpipe.format import parts, record, sources, stats
 from augpipe.format.imageio import DEFAULT_MAX_PIXELS
 from augpipe.format.workers import run_ordered
 from augpipe.format.writer import ShardWriter
@@ -40,14 +46,25 @@ class PackReport:
     bytes: int = 0  # total size of the shard files
     seconds: float = 0.0
     shards: int = 0
+    part: str = ""  # "i/N" for a part written by pack(part=...)
+    merged: int = 0  # parts joined, for a report of merge()
 
     def summary(self) -> str:
         rate = self.packed / self.seconds if self.seconds > 0 else 0.0
         skipped = f"{len(self.skipped)} skipped"
-        if self.skipped:
-            skipped += f" (reasons in {os.path.join(self.out, mf.SKIPPED)})"
+        if self.part:
+            what = f"packed part {self.part}: {self.packed} images"
+            if self.skipped:
+                skipped += f" (reasons in {os.path.join(self.out, parts.PART_JSON)})"
+            where = "unmerged records"
+        else:
+            what = f"merged {self.merged} parts: " if self.merged else "packed "
+            what += f"{self.packed} images"
+            if self.skipped:
+                skipped += f" (reasons in {os.path.join(self.out, mf.SKIPPED)})"
+            where = f"{self.shards} shard(s)"
         return (
-            f"packed {self.packed} images, {skipped}, {self.shards} shard(s), "
+            f"{what}, {skipped}, {where}, "
             f"{self.bytes / 1e6:.1f} MB, {rate:.0f} images/s in {self.seconds:.1f} s -> {self.out}"
         )
 
@@ -92,7 +109,8 @@ def _clean_stale(out: Path) -> None:
             shutil.rmtree(p, ignore_errors=True)
 
 
-def _check_out(out: Path, overwrite: bool) -> None:
+def check_out(out: Path, overwrite: bool, marker: str = mf.MANIFEST) -> None:
+    """Refuse an existing OUT unless ``overwrite`` and it holds ``marker`` (or is empty)."""
     if not out.exists() and not out.is_symlink():
         return
     if not overwrite:
@@ -100,12 +118,51 @@ def _check_out(out: Path, overwrite: bool) -> None:
             f"OUT: {str(out)!r} already exists; choose another path or pass --overwrite "
             "(overwrite=True) to replace it"
         )
-    is_dataset = out.is_dir() and (out / mf.MANIFEST).is_file()
-    if not (is_dataset or (out.is_dir() and not any(out.iterdir()))):
+    what = "packed dataset" if marker == mf.MANIFEST else "pack part"
+    is_ours = out.is_dir() and (out / marker).is_file()
+    if not (is_ours or (out.is_dir() and not any(out.iterdir()))):
         raise UserError(
-            f"OUT: {str(out)!r} exists and is not a packed dataset or an empty directory; "
-            "--overwrite only replaces packed datasets, remove it yourself if you mean it"
+            f"OUT: {str(out)!r} exists and is not a {what} or an empty directory; "
+            f"--overwrite only replaces a {what}, remove it yourself if you mean it"
         )
+
+
+def temp_dir(out: Path) -> Path:
+    """A fresh hidden sibling of OUT to build in (stale ones of dead processes removed)."""
+    _clean_stale(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    return tmp
+
+
+def commit_dir(tmp: Path, out: Path, overwrite: bool) -> None:
+    """fsync the finished ``tmp`` and rename it to OUT (replacing an old OUT when allowed)."""
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    if overwrite and (out.exists() or out.is_symlink()):
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        os.rename(out, old)
+        os.rename(tmp, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(tmp, out)
+
+
+def packing_order(source, shuffle_seed: int | None) -> list[tuple[str, int]]:
+    """The inputs in the order they are packed: sorted (the source's order), then permuted by
+    ``rng.permutation(n, shuffle_seed, 0)`` when a seed is given."""
+    if shuffle_seed is None:
+        return list(source.items)
+    if isinstance(shuffle_seed, bool) or not isinstance(shuffle_seed, int) or shuffle_seed < 0:
+        raise bad_param("shuffle_seed", "a non-negative integer (or None: sorted order)",
+                        shuffle_seed)  # fmt: skip
+    perm = rng.permutation(len(source.items), shuffle_seed, 0)
+    return [source.items[k] for k in perm]
 
 
 def pack(
@@ -124,6 +181,8 @@ def pack(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     overwrite: bool = False,
     keep_jpeg: bool = False,
+    shuffle_seed: int | None = None,
+    part=None,
     progress: bool = True,
 ) -> PackReport:
     """Pack an ImageFolder tree ``src`` (or ``list_file`` lines ``path label`` relative to
@@ -132,8 +191,12 @@ def pack(
     Bad inputs are skipped and listed in ``out/skipped.tsv``; with ``strict=True`` the first one
     raises ``InputImageError`` naming the file and nothing is written. ``keep_jpeg=True``
     stores source JPEGs that need no change as they are (see ``imageio.load_for_pack``).
+    ``shuffle_seed``: pack the inputs in a seeded random order instead of sorted order.
+    ``part="i/N"`` (or ``(i, N)``): write only part i (0-based) of N to ``out``, a part
+    directory for ``augpipe.format.merge.merge``.
     """
     _check_options(format, quality, max_side, short_side, shard_size_mb, workers, max_pixels)
+    part = parts.parse_part(part)
     start = time.perf_counter()
     if list_file is not None:
         source = sources.list_file(list_file, root if root is not None else src)
@@ -141,13 +204,9 @@ def pack(
         if src is None:
             raise bad_param("src", "an image folder", src, "or pass list_file=")
         source = sources.image_folder(src)
+    items = packing_order(source, shuffle_seed)
     out = Path(out)
-    _check_out(out, overwrite)
-    _clean_stale(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    check_out(out, overwrite, mf.MANIFEST if part is None else parts.PART_JSON)
     opts = {
         "format": format,
         "quality": quality,
@@ -156,12 +215,22 @@ def pack(
         "max_pixels": max_pixels,
         "keep_jpeg": bool(keep_jpeg) and format == "jpeg",
     }
+    options = manifest_options(opts, shard_size_mb, shuffle_seed)
+    lo, hi = (0, len(items)) if part is None else parts.part_range(len(items), *part)
+    tmp = temp_dir(out)
     report = PackReport(out=str(out))
     try:
-        shards, index, total = _write_shards(
-            source, tmp, opts, int(shard_size_mb * (1 << 20)), workers, strict, progress, report
-        )
-        _finish(tmp, out, source, opts, shard_size_mb, shards, index, total, report, overwrite)
+        if part is None:
+            sink = ShardSink(tmp, opts["format"], int(shard_size_mb * (1 << 20)), report)
+        else:
+            sink = parts.PartWriter(tmp)
+        _consume(items, lo, hi, source, opts, workers, strict, progress, report, sink)
+        if part is None:
+            finish_dataset(tmp, source.classes, len(items), format, options, sink, report)
+        else:
+            info = parts.part_info(part, items, source, format, options, lo, hi)
+            sink.finish(info, report)
+        commit_dir(tmp, out, overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -169,20 +238,31 @@ def pack(
     return report
 
 
-def _write_shards(source, tmp, opts, budget, workers, strict, progress, report):
+def manifest_options(opts: dict, shard_size_mb, shuffle_seed) -> dict:
+    """The manifest's ``options``: everything besides the inputs that decides the bytes."""
+    return {
+        "quality": opts["quality"] if opts["format"] == "jpeg" else None,
+        "max_side": opts["max_side"],
+        "short_side": opts["short_side"],
+        "max_pixels": opts["max_pixels"],
+        "keep_jpeg": opts["keep_jpeg"],
+        "shard_size_mb": shard_size_mb,
+        "shuffle_seed": shuffle_seed,
+    }
+
+
+def _consume(items, lo, hi, source, opts, workers, strict, progress, report, sink):
+    """Process inputs ``lo .. hi-1`` of ``items`` and hand each good one to ``sink.add`` in
+    order; bad ones go to ``report.skipped`` (or raise, ``strict``)."""
     from tqdm import tqdm
 
-    items = [(pos, path) for pos, (path, _) in enumerate(source.items)]
-    shards: list[dict] = []
-    rows: list[tuple[int, int, int]] = []
-    total = np.zeros(13, dtype=np.float64)
-    writer = None
-    results = run_ordered(items, opts, workers)  # workers start before tqdm's monitor thread
-    bar = tqdm(total=len(items), unit="img", disable=None if progress else True, leave=False)
+    work = [(pos, items[pos][0]) for pos in range(lo, hi)]  # global positions: stats streams
+    results = run_ordered(work, opts, workers)  # workers start before tqdm's monitor thread
+    bar = tqdm(total=len(work), unit="img", disable=None if progress else True, leave=False)
     try:
-        for pos, ok, h, w, payload, part, crc in results:
+        for pos, ok, h, w, payload, partial, crc in results:
             bar.update(1)
-            path, label = source.items[pos]
+            path, label = items[pos]
             if not ok:
                 if strict:
                     raise InputImageError(
@@ -191,67 +271,100 @@ def _write_shards(source, tmp, opts, budget, workers, strict, progress, report):
                     )
                 report.skipped.append((source.relative(path), payload))
                 continue
-            idx = len(rows)
-            value = record.encode(idx, label, h, w, opts["format"], payload, crc)
-            if writer is not None and writer.payload_bytes + len(value) > budget:
-                _close_shard(writer, shards, report)
-                writer = None
-            if writer is None:
-                name = f"shard-{len(shards):05d}.lmdb"
-                writer = ShardWriter(str(tmp / name), budget, first=idx)
-            writer.add(idx, value)
-            rows.append((label, h, w))
-            total += part
-        if writer is not None:
-            _close_shard(writer, shards, report)
-            writer = None
+            sink.add(label, h, w, payload, crc, partial)
+        sink.close()
     finally:
         results.close()
         bar.close()
-        if writer is not None:
-            writer.abort()
-    report.packed = len(rows)
-    index = np.asarray(rows, dtype="<i4").reshape(-1, 3)
-    return shards, index, total
+        sink.abort()
+    report.packed = sink.count
 
 
-def _close_shard(writer: ShardWriter, shards: list, report: PackReport) -> None:
-    size = writer.close()
-    name = os.path.basename(writer.path)
-    shards.append(
-        {
-            "name": name,
-            "first": writer.first,
-            "count": writer.count,
-            "bytes": size,
-            "sha256": mf.sha256_file(writer.path),
-        }
-    )
-    report.bytes += size
-    report.shards += 1
+class ShardSink:
+    """Writes records, in order, into the shards of a dataset being built in ``tmp``.
 
+    The one writing path of ``pack`` and ``merge``: record ``k`` gets index and key ``k``; a
+    shard closes before the record that would take its payload over ``budget`` bytes. So the
+    same records in the same order give the same bytes, wherever they were decoded::
 
-def _finish(tmp, out, source, opts, shard_size_mb, shards, index, total, report, overwrite):
-    if report.packed == 0:
-        raise UserError(
-            f"SRC: none of the {len(source.items)} inputs could be packed "
-            f"(first problem: {report.skipped[0][0]}: {report.skipped[0][1]})"
+        sink = ShardSink(tmp, "jpeg", 256 << 20, report)
+        sink.add(label, h, w, payload, crc, stats_partial)
+        sink.close()  # then finish_dataset(tmp, classes, n_inputs, options, sink, report)
+    """
+
+    def __init__(self, tmp: Path, encoding: str, budget: int, report: PackReport):
+        self.tmp, self.encoding, self.budget, self.report = tmp, encoding, budget, report
+        self.shards: list[dict] = []
+        self.rows: list[tuple[int, int, int]] = []
+        self.total = np.zeros(13, dtype=np.int64)  # exact integer statistics sums
+        self._writer: ShardWriter | None = None
+
+    @property
+    def count(self) -> int:
+        return len(self.rows)
+
+    def add(self, label: int, h: int, w: int, payload, crc: int, partial=None) -> None:
+        idx = len(self.rows)
+        value = record.encode(idx, label, h, w, self.encoding, payload, crc)
+        if self._writer is not None and self._writer.payload_bytes + len(value) > self.budget:
+            self._close_shard()
+        if self._writer is None:
+            name = f"shard-{len(self.shards):05d}.lmdb"
+            self._writer = ShardWriter(str(self.tmp / name), self.budget, first=idx)
+        self._writer.add(idx, value)
+        self.rows.append((label, h, w))
+        if partial is not None:
+            self.total += partial
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._close_shard()
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            self._writer.abort()
+            self._writer = None
+
+    def _close_shard(self) -> None:
+        writer, self._writer = self._writer, None
+        size = writer.close()
+        self.shards.append(
+            {
+                "name": os.path.basename(writer.path),
+                "first": writer.first,
+                "count": writer.count,
+                "bytes": size,
+                "sha256": mf.sha256_file(writer.path),
+            }
         )
+        self.report.bytes += size
+        self.report.shards += 1
+
+
+def finish_dataset(tmp: Path, classes, n_inputs: int, encoding: str, options: dict, sink, report):
+    """Write index.npy, skipped.tsv and, last, manifest.json into ``tmp``."""
+    if report.packed == 0:
+        first = report.skipped[0] if report.skipped else ("(no inputs)", "nothing to pack")
+        raise UserError(
+            f"SRC: none of the {n_inputs} inputs could be packed "
+            f"(first problem: {first[0]}: {first[1]})"
+        )
+    index = np.asarray(sink.rows, dtype="<i4").reshape(-1, 3)
     mf.write_index(tmp / mf.INDEX, index)
     with open(tmp / mf.SKIPPED, "w", encoding="utf-8") as f:
         f.write("path\treason\n")
         for path, reason in report.skipped:
             f.write(f"{path}\t{reason}\n")
-    counts = np.bincount(index[:, 0], minlength=len(source.classes))
+    counts = np.bincount(index[:, 0], minlength=len(classes))
     manifest = {
         "format": mf.FORMAT_NAME,
         "format_version": mf.FORMAT_VERSION,
         "created_by": f"augpipe {__version__}",
         "count": int(report.packed),
-        "encoding": opts["format"],
-        "classes": list(source.classes),
+        "encoding": encoding,
+        "classes": list(classes),
         "class_counts": counts.tolist(),
-        "shards": shards,
+        "shards": sink.shards,
         "index": {
             "file": mf.INDEX,
             "dtype": "<i4",
@@ -263,27 +376,8 @@ def _finish(tmp, out, source, opts, shard_size_mb, shards, index, total, report,
             "key": "record index, 8 bytes big-endian",
             "lmdb": "one single-file environment per shard (subdir=False)",
         },
-        "options": {
-            "quality": opts["quality"] if opts["format"] == "jpeg" else None,
-            "max_side": opts["max_side"],
-            "short_side": opts["short_side"],
-            "max_pixels": opts["max_pixels"],
-            "keep_jpeg": opts["keep_jpeg"],
-            "shard_size_mb": shard_size_mb,
-        },
+        "options": options,
         "skipped": len(report.skipped),
-        "stats": stats.finish(total),
+        "stats": stats.finish(sink.total),
     }
     mf.write_json(tmp / mf.MANIFEST, manifest)
-    fd = os.open(tmp, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    if overwrite and (out.exists() or out.is_symlink()):
-        old = out.parent / f".{out.name}.old-{os.getpid()}"
-        os.rename(out, old)
-        os.rename(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.rename(tmp, out)

@@ -6,9 +6,12 @@ uniformly with replacement at flat positions ``rng.bits(STATS_SEED, 0, k, stream
 ``k = 0 .. PIXELS_PER_IMAGE - 1``. The pixels are the ones about to be stored, before JPEG
 encoding (the encoder's small error is not worth a second decode).
 
-Each record contributes (count, sum, sum of outer products) in float64; the packer adds them in
-record order, so the result is bit-identical for any number of workers. From the totals:
-mean, population std (ddof=0), and the eigen-decomposition of the population covariance, the
+Each record contributes (count, sum, sum of outer products) of its sampled uint8 values as
+exact integers (int64); the packer adds them up, so the totals are exact and do not depend on the
+order of addition: the same for any number of workers, and a ``merge`` of ``pack --part`` parts
+gives the totals of a single pack. From the totals, with exact integer numerators and one
+rounding each: mean, population std (ddof=0), and the eigen-decomposition of the population
+covariance, all on the [0, 1] scale, the
 eigenvalues descending, each eigenvector's largest-magnitude component made positive so the
 signs are reproducible. ``eigvec[:, k]`` is the k-th eigenvector, RGB order (AlexNet's PCA
 lighting uses exactly these).
@@ -46,20 +49,22 @@ def sample_pixels(pixels: np.ndarray, index: int) -> np.ndarray:
 
 
 def partial(pixels: np.ndarray, index: int) -> np.ndarray:
-    """One record's contribution: float64 [count, sum(3), sum of outer products (9)]."""
-    x = sample_pixels(pixels, index).astype(np.float64) / 255.0
-    out = np.empty(13, dtype=np.float64)
+    """One record's contribution: int64 [count, sum(3), sum of outer products (9)] of its
+    sampled uint8 values (0..255)."""
+    # The float64 arithmetic is exact: every product and partial sum is an integer below
+    # 4096 * 255**2 < 2**53, so BLAS's order of addition cannot change the result.
+    x = sample_pixels(pixels, index).astype(np.float64)
+    out = np.empty(13, dtype=np.int64)
     out[0] = x.shape[0]
-    # einsum adds row by row exactly as x.sum(axis=0) does on this C-contiguous (n, 3) array
-    # (same values, tested), ~3x faster: sum() pays a 3-element inner loop per row.
     out[1:4] = np.einsum("ij->j", x)
     out[4:] = (x.T @ x).ravel()
     return out
 
 
 def finish(total: np.ndarray) -> dict:
-    """Manifest-ready statistics (lists of floats) from the summed partials."""
-    count = total[0]
+    """Manifest-ready statistics (lists of floats) from the summed integer partials."""
+    count, s1 = int(total[0]), [int(v) for v in total[1:4]]
+    s2 = [int(v) for v in total[4:]]
     if count <= 0:
         return {
             "mean": [0.0] * 3,
@@ -68,9 +73,14 @@ def finish(total: np.ndarray) -> dict:
             "eigvec": np.eye(3).tolist(),
             "pixels": 0,
         }
-    mean = total[1:4] / count
-    cov = total[4:].reshape(3, 3) / count - np.outer(mean, mean)
-    cov = (cov + cov.T) / 2.0
+    # Python ints: exact numerators, one correctly rounded division each (n*S2 - s s^T is the
+    # covariance times (255 n)^2, symmetric by construction).
+    scale = 255 * count
+    mean = np.array([v / scale for v in s1])
+    cov = np.array(
+        [[(count * s2[3 * a + b] - s1[a] * s1[b]) / (scale * scale) for b in range(3)]
+         for a in range(3)]
+    )  # fmt: skip
     eigval, eigvec = np.linalg.eigh(cov)
     order = np.argsort(eigval)[::-1]
     eigval, eigvec = np.clip(eigval[order], 0.0, None), eigvec[:, order]

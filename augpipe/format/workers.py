@@ -42,7 +42,7 @@ from augpipe.format.imageio import BadImage, load_for_pack
 # per item: position, ok flag, height, width, CRC32 of the payload (0 when not ok),
 # length of payload (ok) or reason (not ok)
 _ITEM = struct.Struct("<qBIIII")
-_STATS = struct.Struct("<13d")
+_STATS = struct.Struct("<13q")  # stats.partial: exact integer sums
 _FRAME = struct.Struct("<Q")  # length prefix of each message between processes
 
 
@@ -96,7 +96,7 @@ def parse_results(blob: bytes) -> Iterator[tuple]:
         off += _ITEM.size
         part = None
         if ok:
-            part = np.array(_STATS.unpack_from(view, off), dtype=np.float64)
+            part = np.array(_STATS.unpack_from(view, off), dtype=np.int64)
             off += _STATS.size
             yield pos, True, h, w, view[off : off + n], part, crc
         else:

@@ -30,6 +30,9 @@ from augpipe.ops.pca_lighting import PCALighting
 from augpipe.ops.pixel.enhance import GaussianBlur, Grayscale, Sharpness
 from augpipe.ops.pixel.erasing import RandomErasing
 from augpipe.ops.pixel.lut import AutoContrast, Equalize, Invert, Posterize, Solarize, SolarizeAdd
+from augpipe.ops.policies.augmix import AugMix
+from augpipe.ops.policies.timm import TimmAutoAugment, TimmRandAugment
+from augpipe.ops.policies.torchvision import AutoAugment, RandAugment, TrivialAugmentWide
 from augpipe.ops.replay import check_image, check_ready, render_record
 from augpipe.ops.resized_crop import RandomResizedCrop
 from augpipe.ops.scale_jitter import ScaleJitter
@@ -60,6 +63,12 @@ __all__ = [
     "RandomErasing",
     "UserOp",
     "UserBatchOp",
+    "RandAugment",
+    "TrivialAugmentWide",
+    "AutoAugment",
+    "TimmRandAugment",
+    "TimmAutoAugment",
+    "AugMix",
     "OPS",
 ]
 
@@ -84,6 +93,12 @@ OPS = (
     GaussianBlur,
     Grayscale,
     RandomErasing,
+    RandAugment,
+    TrivialAugmentWide,
+    AutoAugment,
+    TimmRandAugment,
+    TimmAutoAugment,
+    AugMix,
 )
 
 
@@ -114,6 +129,13 @@ class Compose:
         kinds = [op.kind for op in ops]
         if kinds.count("size") > 1:
             raise bad_param("Compose", "at most one sizing op", [type(o).__name__ for o in ops])
+        if sum(isinstance(op, AugMix) for op in ops) > 1:
+            raise bad_param("Compose", "at most one AugMix", kinds.count("policy"))
+        if any(isinstance(op, AugMix) for op in ops):
+            first = next(i for i, op in enumerate(ops) if isinstance(op, AugMix))
+            if any(k in ("pixel", "policy", "erase") for k in kinds[:first]):
+                raise bad_param("Compose", "AugMix before the pixel ops and policies",
+                                [type(o).__name__ for o in ops], "move AugMix up")  # fmt: skip
         if kinds.count("erase") > 1:
             raise bad_param("Compose", "at most one RandomErasing", kinds.count("erase"))
         if kinds.count("lens") > 1:

@@ -85,3 +85,47 @@ def test_fork_after_the_parent_used_opencvs_thread_pool(tiny_packed):
             assert sum(len(y) for _, y in lo) == len(ShardDataset(tiny_packed))
     finally:
         cv2.setNumThreads(threads)
+
+
+def _recipe_pipe():
+    from augpipe import transforms as T
+
+    return Compose(
+        [
+            RandomResizedCrop(20),
+            HorizontalFlip(),
+            T.TimmRandAugment(9, n=2, mstd=0.5, inc=True),
+            T.ColorJitter(0.2, 0.2, 0.2, hue=0.1),
+            T.Equalize(p=0.3),
+            T.Sharpness((0.5, 1.5), p=0.5),
+            T.GaussianBlur(3, p=0.3),
+            T.Grayscale(p=0.2),
+            T.RandomErasing(0.5, mode="pixel"),
+        ]
+    )
+
+
+def test_every_recipe_op_same_batches_for_any_workers_and_exact_resume(tiny_packed):
+    from augpipe import transforms as T
+
+    pipes = [_recipe_pipe(), Compose([RandomResizedCrop(20), T.AugMix(3, width=2)])]
+    for pipe in pipes:
+        ref = [_epoch(Loader(tiny_packed, 5, pipe, seed=4, workers=0, output="numpy"))
+               for _ in range(1)][0]  # fmt: skip
+        with Loader(tiny_packed, 5, pipe, seed=4, workers=2, output="numpy") as lo:
+            got = _epoch(lo)
+        for (a, la), (b, lb) in zip(ref, got, strict=True):
+            np.testing.assert_array_equal(a, b)
+            np.testing.assert_array_equal(la, lb)
+        first = Loader(tiny_packed, 5, pipe, seed=4, workers=0, output="numpy")
+        it = iter(first)
+        next(it)
+        state = first.state_dict()
+        first.close()
+        resumed = Loader(tiny_packed, 5, pipe, seed=4, workers=1, output="numpy",
+                         start_method="spawn")  # fmt: skip
+        resumed.load_state_dict(state)
+        with resumed:
+            rest = _epoch(resumed)
+        for (a, _), (b, _) in zip(ref[1:], rest, strict=True):
+            np.testing.assert_array_equal(a, b)

@@ -34,6 +34,12 @@ EXAMPLES = {
     T.GaussianBlur: T.GaussianBlur(3, p=0.5),
     T.Grayscale: T.Grayscale(p=0.5),
     T.RandomErasing: T.RandomErasing(0.9, mode="pixel"),
+    T.RandAugment: T.RandAugment(2, 9),
+    T.TrivialAugmentWide: T.TrivialAugmentWide(),
+    T.AutoAugment: T.AutoAugment(),
+    T.TimmRandAugment: T.TimmRandAugment(9, mstd=0.5, inc=True),
+    T.TimmAutoAugment: T.TimmAutoAugment("original"),
+    T.AugMix: T.AugMix(3, width=2),
 }
 # the same ops with p = 0 or zero strength: the identity
 IDENTITY = [
@@ -56,6 +62,8 @@ IDENTITY = [
     T.Grayscale(p=0),
     T.RandomErasing(0),
     T.ColorJitter(hue=0),
+    T.RandAugment(num_ops=0),
+    T.TimmRandAugment(p=0),
 ]
 
 

@@ -23,7 +23,7 @@ from augpipe.spec.codec import decode_pipeline, pipeline_to_dict
 
 # Modules that register string-spec parsers when imported; imported on the first string spec
 # (so that importing augpipe registers nothing). Add yours here or call register_string_spec.
-STRING_SPEC_MODULES: list[str] = []
+STRING_SPEC_MODULES: list[str] = ["augpipe.ops.policies.strings"]
 
 _PARSERS: dict[str, Callable] = {}
 

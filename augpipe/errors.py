@@ -31,6 +31,11 @@ class InputImageError(UserError):
     """An input image that cannot be packed (corrupt, empty, too large, dangling link)."""
 
 
+class RemoteError(DatasetError):
+    """A remote dataset that cannot be read: network failures after every retry, missing
+    optional packages for a URL scheme, a download that does not match the manifest."""
+
+
 class WorkerError(AugpipeError, RuntimeError):
     """A loader worker failed; the message carries the sample index and the worker's traceback."""
 

@@ -84,10 +84,20 @@ class ShardDataset:
     """A packed dataset (see docs/format.md). ``ShardDataset(path)``; ``len``, ``labels``,
     ``classes``, ``encoding``, ``sizes``, ``manifest``, ``stats``, ``raw(i)``, ``image(i)``."""
 
+    _check_files = True  # False in a remote dataset's local view (shards come on demand)
+
+    def __new__(cls, path=None, *args, **kwargs):
+        # ShardDataset("s3://bucket/ds", cache_dir=...) is a remote dataset (augpipe.remote)
+        if cls is ShardDataset and isinstance(path, str) and "://" in path:
+            from augpipe.remote.dataset import RemoteShardDataset
+
+            return super().__new__(RemoteShardDataset)
+        return super().__new__(cls)
+
     def __init__(self, path, readahead: bool = False):
         self.path = str(path)
         self.readahead = bool(readahead)
-        self.manifest, index = mf.load(self.path)
+        self.manifest, index = mf.load(self.path, check_files=self._check_files)
         self.labels = index[:, 0].astype(np.int64)
         self.sizes = np.ascontiguousarray(index[:, 1:3])
         self.labels.flags.writeable = False

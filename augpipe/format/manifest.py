@@ -52,8 +52,12 @@ def _fail(path, problem: str, fix: str = "") -> DatasetError:
     return DatasetError(msg + (f"; {fix}" if fix else ""))
 
 
-def load(path) -> tuple[dict, np.ndarray]:
-    """Read and validate the manifest and index of the dataset at ``path``."""
+def load(path, check_files: bool = True) -> tuple[dict, np.ndarray]:
+    """Read and validate the manifest and index of the dataset at ``path``.
+
+    ``check_files=False`` skips the shard files' presence (a remote dataset's local view holds
+    only its manifest and index; the shards arrive later, each checked on download).
+    """
     root = Path(path)
     repack = "re-create it with 'augpipe pack'"
     if not root.exists():
@@ -94,7 +98,7 @@ def load(path) -> tuple[dict, np.ndarray]:
         name = shard.get("name", "")
         if not isinstance(name, str) or "/" in name or name.startswith("."):
             raise _fail(path, f"manifest.json has an invalid shard name {name!r}", repack)
-        if not (root / name).is_file():
+        if check_files and not (root / name).is_file():
             raise _fail(path, f"shard file {name!r} is missing", repack)
         first += count
     if first != manifest["count"]:

@@ -28,6 +28,7 @@ import numpy as np
 
 from augpipe.errors import ConfigError, WorkerError, bad_param
 from augpipe.loader import options as opt
+from augpipe.loader import remote_hooks as rh
 from augpipe.loader.order import (
     ORDERS,
     EpochPlan,
@@ -46,11 +47,11 @@ _STATE_KEYS = ("seed", "batch_size", "shuffle", "drop_last", "rank", "world_size
                "dataset_len")  # fmt: skip
 
 
-def _open_dataset(data):
+def _open_dataset(data, remote: dict):
     if isinstance(data, (str, os.PathLike)):
         from augpipe.format.dataset import ShardDataset
 
-        data = ShardDataset(data)
+        data = ShardDataset(data, **remote) if rh.is_url(data) else ShardDataset(data)
     if not hasattr(data, "labels") or not hasattr(data, "__len__"):
         raise bad_param("data", "a ShardDataset or the path of a packed dataset", data)
     validate = getattr(data, "validate", None)
@@ -93,12 +94,19 @@ class Loader:
         normalize=None,
         channels_last: bool = False,
         *,
-        order: str = "global",
+        order: str | None = None,
         copy: bool = False,
         start_method: str | None = None,
+        partitions: int | None = None,
+        block: int | None = None,
+        cache_dir=None,
+        cache_limit=None,
+        storage_options: dict | None = None,
     ):
         self._owns_dataset = isinstance(data, (str, os.PathLike))
-        self.dataset = _open_dataset(data)
+        self.dataset = _open_dataset(data, dict(cache_dir=cache_dir, cache_limit=cache_limit,
+                                                storage_options=storage_options))  # fmt: skip
+        order = rh.default_order(self.dataset) if order is None else order
         self.batch_size = opt.check_int("batch_size", batch_size, 1)
         self.seed = opt.check_int("seed", seed, 0)
         self.workers = opt.default_workers() if workers is None else opt.check_int(
@@ -142,19 +150,31 @@ class Loader:
         self._pool: WorkerPool | None = None
         self._ring: SlotRing | None = None
         self._active = None  # weakref to the running iterator
-        self._plan_cache: tuple[int, EpochPlan] | None = None
+        self._plan_cache: tuple[tuple[int, int], EpochPlan] | None = None
+        # order="partitioned" and remote datasets: augpipe/loader/remote_hooks.py
+        self._part = rh.make_order(self, order, partitions, block, _shard_sizes(self.dataset))
+        self._offset = 0  # partitioned order: per-partition position where self.epoch resumes
+        self._feeder = rh.make_feeder(self)
 
     # ----------------------------------------------------------------- order and state
 
-    def _plan(self, epoch: int) -> EpochPlan:
-        if self._plan_cache is None or self._plan_cache[0] != epoch:
+    def _plan(self, epoch: int, rank: int | None = None) -> EpochPlan:
+        if rank is not None and rank != self.rank:  # another rank of this node (prefetch)
+            return rh.plan(self, epoch, rank)
+        key = (epoch, self._offset if epoch == self.epoch else 0)
+        if self._plan_cache is None or self._plan_cache[0] != key:
+            if self._part is not None:
+                self._plan_cache = (key, rh.plan(self, epoch, self.rank))
+                return self._plan_cache[1]
             order = epoch_order(self._n, self.seed, epoch, self.shuffle, self.order,
                                 self._shard_sizes)  # fmt: skip
             mine = rank_indices(order, self.rank, self.world_size, self.drop_last)
-            self._plan_cache = (epoch, EpochPlan(mine, self.batch_size, self.drop_last))
+            self._plan_cache = (key, EpochPlan(mine, self.batch_size, self.drop_last))
         return self._plan_cache[1]
 
     def __len__(self) -> int:
+        if self._part is not None:
+            return rh.full_len(self)
         per_rank = samples_per_rank(self._n, self.world_size, self.drop_last)
         return batch_count(per_rank, self.batch_size, self.drop_last)
 
@@ -169,11 +189,11 @@ class Loader:
         epoch = opt.check_int("epoch", epoch, 0)
         if epoch != self.epoch:
             self._close_iterator()
-            self.epoch, self._batch = epoch, 0
+            self.epoch, self._batch, self._offset = epoch, 0, 0
 
     def state_dict(self) -> dict:
         """A plain JSON-able dict: where the loader is and what it must match to resume."""
-        return {
+        state = {
             "version": STATE_VERSION,
             "epoch": self.epoch,
             "batch": self._batch,
@@ -186,6 +206,7 @@ class Loader:
             "order": self.order,
             "dataset_len": self._n,
         }
+        return rh.add_state(self, state) if self._part is not None else state
 
     def load_state_dict(self, state: dict) -> None:
         """Continue from ``state`` (from ``state_dict()``, maybe via JSON)."""
@@ -196,7 +217,8 @@ class Loader:
                 state if not isinstance(state, dict) else state.get("version"),
             )
         mine = self.state_dict()
-        diff = {k: (state.get(k), mine[k]) for k in _STATE_KEYS if state.get(k) != mine[k]}
+        keys = rh.STATE_KEYS if self._part is not None else _STATE_KEYS
+        diff = {k: (state.get(k), mine[k]) for k in keys if state.get(k) != mine[k]}
         if diff:
             text = ", ".join(f"{k}: saved {a!r}, this loader {b!r}" for k, (a, b) in diff.items())
             raise ConfigError(
@@ -206,7 +228,11 @@ class Loader:
         self._close_iterator()
         self.epoch = opt.check_int("state['epoch']", state["epoch"], 0)
         self._batch = opt.check_int("state['batch']", state["batch"], 0)
-        if self._batch >= len(self):
+        if self._part is not None:  # continue from the samples consumed, at any world size
+            self._offset, self._batch = rh.resume_offset(self, state), 0
+            if self._offset >= self._part.length:
+                self.epoch, self._offset = self.epoch + 1, 0
+        elif self._batch >= len(self):
             self.epoch, self._batch = self.epoch + 1, 0
 
     # ----------------------------------------------------------------- output conversion
@@ -285,6 +311,9 @@ class Loader:
         epoch, start = self.epoch, self._batch
         plan = self._plan(epoch)
         self._start()
+        feeder = self._feeder
+        if feeder is not None:  # after _start: the workers are forked before its thread runs
+            feeder.begin(rh.node_schedule(self, epoch), start)
         ring = self._ring
         free = list(range(ring.layout.n_slots))
         done: dict[int, int] = {}
@@ -296,11 +325,17 @@ class Loader:
                 if held is not None:  # the consumer moved past the previous batch
                     free.append(held)
                     held = None
+                if feeder is not None and b > start:
+                    feeder.release(b - 1)
                 if self._pool is None:
                     slot = free.pop()
+                    if feeder is not None:
+                        feeder.acquire(b, plan.batch(b))
                     self._run_here(plan.batch(b), slot, epoch, b)
                 else:
                     while submitted < plan.n_batches and free:
+                        if feeder is not None:
+                            feeder.acquire(submitted, plan.batch(submitted))
                         self._pool.submit(submitted, free.pop(0), plan.batch(submitted),
                                           self.seed, epoch)  # fmt: skip
                         submitted += 1
@@ -314,7 +349,7 @@ class Loader:
                     free.append(slot)
                 self._batch = b + 1
                 if self._batch == plan.n_batches:  # position after the epoch's last batch
-                    self.epoch, self._batch = epoch + 1, 0
+                    self.epoch, self._batch, self._offset = epoch + 1, 0, 0
                     # Nothing is in flight now: a consumer that stops after exactly
                     # len(loader) batches (without asking for the StopIteration) has not
                     # broken off the epoch, so the workers stay up for the next one.
@@ -322,6 +357,8 @@ class Loader:
                 yield out
             finished = True
         finally:
+            if feeder is not None:
+                feeder.end()
             if not finished:  # break, exception, close(): stop the workers, free the memory
                 self._stop()
 

@@ -22,7 +22,7 @@ from augpipe.errors import bad_param
 _SHARD_STREAM = 0x5EED0001
 _WITHIN_STREAM = 0x5EED0100
 
-ORDERS = ("global", "shard")
+ORDERS = ("global", "shard", "partitioned")  # partitioned: see partitioned.py
 
 
 def _argsort_hash(n: int, seed: int, epoch: int, stream: int) -> np.ndarray:

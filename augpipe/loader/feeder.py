@@ -1,0 +1,121 @@
+"""``ShardFeeder``: a remote dataset's shards, there when the loader's batches need them.
+
+The loader's order is known in advance, so the feeder (in the main process of each rank):
+
+- checks at start that ``cache_limit`` holds the node's live window (the shards of the
+  ``window`` batches in flight, over all ranks of the node) and refuses otherwise, saying the
+  smallest limit that works;
+- pins the shards of each batch before it is handed to a worker and unpins them once the
+  consumer has moved past it (pinned shards are never evicted, by any process of the node);
+- prefetches, in a background thread, the shards in order of first need, as far ahead as
+  the cache has room without pushing out a shard needed sooner;
+- tells the cache each shard's next use, so that eviction takes the one needed last.
+
+Workers only open shards that are already there.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from augpipe.errors import ConfigError, RemoteError
+from augpipe.loader.partitioned import NodeSchedule
+from augpipe.remote.cache import format_size
+
+_IDLE_S = 0.05
+
+
+class ShardFeeder:
+    """Drives ``cache`` (a ``ShardCache``) for a dataset with shards ``names``."""
+
+    def __init__(self, cache, names: list[str], shard_of):
+        self.cache, self.names, self.shard_of = cache, list(names), shard_of
+        self.bytes = np.array([cache.size[n] for n in self.names], dtype=np.int64)
+        self._index = {n: i for i, n in enumerate(self.names)}
+        self._pins: dict[int, list[str]] = {}
+        self._now = 0
+        self._schedule: NodeSchedule | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+
+    def check(self, plans: list, window: int, what: str) -> NodeSchedule:
+        """The node's schedule for ``plans``; ConfigError when the cache cannot hold it."""
+        schedule = NodeSchedule(plans, self.shard_of, self.bytes)
+        limit = self.cache.limit
+        if limit is not None:
+            peak = schedule.peak_bytes(window)
+            if peak > limit:
+                raise ConfigError(
+                    f"cache_limit: {format_size(limit)} is smaller than the {format_size(peak)} "
+                    f"of shards this node needs at once ({what}, {window} batches in flight); "
+                    f"use cache_limit={format_size(peak)!r} or more, or lower prefetch or "
+                    "(order='partitioned') block"
+                )
+        return schedule
+
+    def begin(self, schedule: NodeSchedule, start: int) -> None:
+        self.end()
+        self._schedule, self._now = schedule, start
+        self.cache.next_use = self._next_use
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._prefetch, name="augpipe-prefetch",
+                                        daemon=True)  # fmt: skip
+        self._thread.start()
+
+    def _next_use(self, name: str) -> float:
+        s = self._index.get(name)
+        if s is None or self._schedule is None:
+            return float("inf")
+        return self._schedule.next_use(s, self._now)
+
+    def acquire(self, b: int, indices: np.ndarray) -> None:
+        """Pin (and fetch if need be) the shards of batch ``b`` before a worker builds it."""
+        names = [self.names[s] for s in np.unique(self.shard_of(indices))]
+        for name in names:
+            self.cache.pin(name)
+        self._pins[b] = names
+        for name in names:
+            self.cache.ensure(name, required=True)
+
+    def release(self, b: int) -> None:
+        """The consumer is past batch ``b``."""
+        for name in self._pins.pop(b, ()):
+            self.cache.unpin(name)
+        self._now = max(self._now, b + 1)
+
+    def end(self) -> None:
+        """Stop prefetching and drop every pin (end of epoch, break, close)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        for b in list(self._pins):
+            self.release(b)
+        self.cache.next_use = None
+
+    def _prefetch(self) -> None:
+        cache = self.cache
+        budget = cache.limit if cache.limit is not None else float("inf")
+        while not self._stop.is_set():
+            fetched = False
+            ahead = 0
+            for s in self._schedule.upcoming(self._now):
+                ahead += int(self.bytes[s])
+                if ahead > budget or self._stop.is_set():
+                    break
+                name = self.names[s]
+                if cache.present(name):
+                    continue
+                try:
+                    if not cache.ensure(name, required=False):
+                        break  # no room now: wait until the consumer moves on
+                except RemoteError as exc:  # acquire() will meet it and raise it there
+                    self.error = exc
+                    return
+                fetched = True
+                break  # re-plan from the consumer's new position
+            if not fetched:
+                self._stop.wait(_IDLE_S)

@@ -18,6 +18,7 @@ _EXPORTS = {
     "pack": "augpipe.format.pack",
     "merge": "augpipe.format.merge",
     "ShardDataset": "augpipe.format.dataset",
+    "RemoteShardDataset": "augpipe.remote.dataset",
     "Loader": "augpipe.loader.loader",
     "Compose": "augpipe.transforms",
     "RandomResizedCrop": "augpipe.transforms",
@@ -57,6 +58,7 @@ _EXPORTS = {
     "ConfigError": "augpipe.errors",
     "DatasetError": "augpipe.errors",
     "WorkerError": "augpipe.errors",
+    "RemoteError": "augpipe.errors",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -32,3 +32,11 @@ def tiny_packed_raw(tiny_folder, tmp_path_factory):
     out = tmp_path_factory.mktemp("packed") / "tiny.raw"
     pack(tiny_folder, out, format="raw", progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def remote_packed(tmp_path_factory):
+    """A small JPEG dataset over many tiny shards, for the remote-dataset tests."""
+    from remote_helpers import pack_small
+
+    return pack_small(tmp_path_factory.mktemp("remote"))

@@ -53,3 +53,28 @@ def decode(images: np.ndarray) -> list[tuple[int, int]]:
 def epoch(loader) -> list[list[tuple[int, int]]]:
     """One epoch of a loader with output='numpy' and a BytesPipeline, batch by batch."""
     return [decode(images) for images, _ in loader]
+
+
+def stop_fsspec_io() -> None:
+    """Stop fsspec's IO thread and forget its filesystems (they hold sessions on its loop), so
+    that the tests after these run without extra threads: a Loader then forks its workers, as
+    it would in a fresh process."""
+    import sys
+
+    asyn = sys.modules.get("fsspec.asyn")
+    if asyn is None or asyn.loop[0] is None:
+        return
+    from fsspec.spec import AbstractFileSystem
+
+    stack = [AbstractFileSystem]
+    while stack:
+        cls = stack.pop()
+        cls.clear_instance_cache()
+        stack.extend(cls.__subclasses__())
+    loop, thread = asyn.loop[0], asyn.iothread[0]
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
+    if loop._default_executor is not None:
+        loop._default_executor.shutdown(wait=True)
+    loop.close()
+    asyn.reset_lock()

@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from remote_helpers import BytesPipeline, decode, epoch, pack_small
+from remote_helpers import BytesPipeline, decode, epoch, stop_fsspec_io
 
 from augpipe import Loader, ShardDataset
 from augpipe.errors import ConfigError, DatasetError, RemoteError
@@ -23,8 +23,9 @@ FAST = Retry(tries=3, base_s=0.01)
 
 
 @pytest.fixture(scope="module")
-def packed(tmp_path_factory):
-    return pack_small(tmp_path_factory.mktemp("remote"))
+def packed(remote_packed):
+    yield remote_packed
+    stop_fsspec_io()  # the tests after these run without fsspec's IO thread
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ def register(sub) -> None:
         description="Summarise a packed dataset. --verify reads every record and checks its "
         "CRC32 and that it decodes; exit 1 naming each bad shard/record.",
     )
-    p.add_argument("path", metavar="OUT", help="packed dataset directory")
+    p.add_argument("path", metavar="OUT", help="packed dataset directory or URL (s3://, ...)")
     p.add_argument("--verify", action="store_true", help="check every record (reads everything)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=run)
@@ -26,10 +26,17 @@ def register(sub) -> None:
 def run(args) -> int:
     from augpipe.format import inspect
 
-    summary = inspect.summary(args.path)
-    problems = None
-    if args.verify:
-        problems = inspect.verify(args.path, progress=not args.json and sys.stderr.isatty())
+    progress = not args.json and sys.stderr.isatty()
+    if "://" in args.path:  # a URL: cache in $AUGPIPE_CACHE_DIR (see docs/remote.md)
+        from augpipe.format.dataset import ShardDataset
+        from augpipe.remote import inspect as remote_inspect
+
+        ds = ShardDataset(args.path)
+        summary = remote_inspect.summary(ds)
+        problems = remote_inspect.verify(ds, progress) if args.verify else None
+    else:
+        summary = inspect.summary(args.path)
+        problems = inspect.verify(args.path, progress=progress) if args.verify else None
     if args.json:
         if problems is not None:
             summary["verify"] = {"ok": not problems, "problems": problems}

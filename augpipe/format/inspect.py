@@ -29,9 +29,9 @@ def _dir_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.iterdir() if p.is_file())
 
 
-def summary(path) -> dict:
+def summary(path, check_files: bool = True) -> dict:
     """A JSON-ready description of the dataset at ``path`` (DatasetError when invalid)."""
-    manifest, index = mf.load(path)
+    manifest, index = mf.load(path, check_files=check_files)
     classes = manifest["classes"]
     counts = np.bincount(index[:, 0], minlength=len(classes)) if len(index) else [0] * len(classes)
     sizes = index[:, 1:3].astype(np.float64)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import threading
 import time
 from collections import defaultdict, deque
@@ -38,6 +39,7 @@ class LocalServer:
         self.bytes_sent = 0
         self._faults: dict[str, deque] = defaultdict(deque)
         self._mutex = threading.Lock()
+        self._conns: set = set()  # open client connections, closed by stop()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -64,7 +66,15 @@ class LocalServer:
         return self
 
     def stop(self) -> None:
+        """Stop serving and close every connection (clients keep idle ones open)."""
         self._server.shutdown()
+        with self._mutex:
+            conns = list(self._conns)
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
         self._server.server_close()
 
     def __enter__(self) -> LocalServer:
@@ -89,6 +99,19 @@ def _handler(srv: LocalServer):
 
         def log_message(self, *args) -> None:  # quiet
             pass
+
+        def setup(self) -> None:
+            super().setup()
+            with srv._mutex:
+                srv._conns.add(self.connection)
+
+        def finish(self) -> None:
+            with srv._mutex:
+                srv._conns.discard(self.connection)
+            try:
+                super().finish()
+            except OSError:
+                pass
 
         def do_HEAD(self) -> None:
             self._serve(body=False)

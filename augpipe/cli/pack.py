@@ -98,6 +98,13 @@ def register(sub) -> None:
         help="pack only part i (0-based) of N into the part directory OUT; join the parts "
         "with 'augpipe merge PART0 .. PART{N-1} OUT' (byte-identical to one pack)",
     )
+    for flag, meta, what in (
+        ("--coco", "FILE", "COCO instances/keypoints JSON (images under --root DIR)"),
+        ("--yolo", "DIR", "YOLO txt folders: DIR/images + DIR/labels"),
+        ("--voc", "DIR", "Pascal VOC: DIR/Annotations/*.xml + DIR/JPEGImages"),
+        ("--masks", "DIR", "semantic masks: DIR/images + DIR/masks (PNG, 255 = ignore)"),
+    ):
+        p.add_argument(flag, metavar=meta, help=f"pack targets from {what}; give only OUT")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it is a dataset "
                    "(with --part: a part)")  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -113,7 +120,15 @@ def run(args) -> int:
     from augpipe.format.pack import pack
 
     paths = args.paths
-    if args.list_file:
+    targets = {k: getattr(args, k) for k in ("coco", "yolo", "voc", "masks")}
+    if any(v is not None for v in targets.values()):
+        if len(paths) != 1 or args.list_file:
+            raise UserError(
+                f"pack: with --coco/--yolo/--voc/--masks expected just OUT, got "
+                f"{len(paths)} path(s)" + (" and --list" if args.list_file else "")
+            )
+        src, out = None, paths[0]
+    elif args.list_file:
         if len(paths) == 2 and args.root:
             raise UserError("pack: with --list give ROOT OUT or --root ROOT with OUT, not both")
         if len(paths) > 2:
@@ -145,6 +160,7 @@ def run(args) -> int:
             shuffle_seed=args.shuffle,
             part=args.part,
             progress=not args.no_progress,
+            **targets,
         )
     finally:
         signal.signal(signal.SIGTERM, old)

@@ -105,6 +105,9 @@ class ShardDataset:
         self.classes: list[str] = list(self.manifest["classes"])
         self.encoding: str = self.manifest["encoding"]
         self._encoding_code = record.ENCODINGS[self.encoding]
+        # detection/segmentation/keypoint datasets (docs/targets.md): records carry targets
+        self.target_info: dict | None = self.manifest.get("targets")
+        self.has_targets = isinstance(self.target_info, dict)
         try:
             self.stats = mf.stats_arrays(self.manifest)
         except (KeyError, TypeError, ValueError) as exc:
@@ -218,19 +221,20 @@ class ShardDataset:
         buf, s, i = self._value(i)
         # Hot path: one unpack, plain comparisons, no namedtuple.
         if len(buf) >= record.HEADER_SIZE:
-            magic, label, h, w, ch, enc, _r, crc, length, index = record.HEADER.unpack_from(buf)
+            magic, label, h, w, ch, enc, flags, crc, length, index = record.HEADER.unpack_from(buf)
+            rest = len(buf) - record.HEADER_SIZE  # a targets block may follow the payload
             size = self.sizes[i]
             if (
                 magic == record.MAGIC
                 and index == i
-                and length == len(buf) - record.HEADER_SIZE
+                and (length == rest or (flags & record.FLAG_TARGETS and length < rest))
                 and enc == self._encoding_code
                 and ch == 3
                 and label == self.labels[i]
                 and h == size[0]
                 and w == size[1]
             ):
-                payload = memoryview(buf)[record.HEADER_SIZE :]
+                payload = memoryview(buf)[record.HEADER_SIZE : record.HEADER_SIZE + length]
                 if zlib.crc32(payload) == crc:
                     return np.frombuffer(payload, dtype=np.uint8)
                 raise self._damaged(self._names[s], "payload CRC32 mismatch", i)
@@ -252,7 +256,29 @@ class ShardDataset:
             raise DatasetError(f"{self.path!r}: record {i}'s JPEG does not decode to {h}x{w}")
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
-    def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
+    def targets(self, i: int):
+        """Record ``i``'s annotations (``augpipe.targets.Targets``, stored-image pixels);
+        DatasetError when the dataset has none or the block is damaged."""
+        from augpipe.targets.layout import TargetsBlockError, decode
+
+        if not self.has_targets:
+            raise DatasetError(f"{self.path!r}: this dataset has no targets (packed from images "
+                               "only); pack with --coco, --yolo, --voc or --masks")  # fmt: skip
+        value = self.value(i)
+        try:
+            head = record.decode_header(value)
+            block = record.targets_block(value, head)
+            if block is None:
+                raise TargetsBlockError("the record has no targets block")
+            return decode(block, (int(self.sizes[i][0]), int(self.sizes[i][1])), check_crc=True)
+        except ValueError as exc:
+            raise DatasetError(f"{self.path!r}: record {i}'s targets are damaged ({exc}); run "
+                               "'augpipe inspect --verify' and re-pack") from None  # fmt: skip
+
+    def __getitem__(self, i: int):
+        """``(image, label)``, or ``(image, targets)`` for a dataset with targets."""
+        if self.has_targets:
+            return self.image(i), self.targets(i)
         return self.image(i), int(self.labels[i])
 
     def _close_handles(self) -> None:

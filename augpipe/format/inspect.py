@@ -23,6 +23,7 @@ from augpipe.format import manifest as mf
 from augpipe.format import record
 from augpipe.format.dataset import acquire_env, release_env
 from augpipe.format.lmdb_check import check_shard
+from augpipe.targets import inspect as targets_inspect
 
 
 def _dir_bytes(path: Path) -> int:
@@ -33,7 +34,8 @@ def summary(path, check_files: bool = True) -> dict:
     """A JSON-ready description of the dataset at ``path`` (DatasetError when invalid)."""
     manifest, index = mf.load(path, check_files=check_files)
     classes = manifest["classes"]
-    counts = np.bincount(index[:, 0], minlength=len(classes)) if len(index) else [0] * len(classes)
+    labelled = index[index[:, 0] >= 0, 0]  # -1: a detection record has no image label
+    counts = np.bincount(labelled, minlength=len(classes)) if len(labelled) else [0] * len(classes)
     sizes = index[:, 1:3].astype(np.float64)
     shard_bytes = sum(s["bytes"] for s in manifest["shards"])
     return {
@@ -53,13 +55,14 @@ def summary(path, check_files: bool = True) -> dict:
         "skipped": manifest.get("skipped", 0),
         "options": manifest.get("options", {}),
         "stats": manifest["stats"],
+        "targets": targets_inspect.summary(manifest),
     }
 
 
 def _check_payload(value, head: record.RecordHeader, encoding: str) -> str | None:
     if not record.check_crc(value, head):
         return "CRC32 mismatch (payload bytes changed since packing)"
-    payload = np.frombuffer(value, dtype=np.uint8, offset=record.HEADER_SIZE)
+    payload = np.frombuffer(value, dtype=np.uint8, count=head.length, offset=record.HEADER_SIZE)
     if encoding == "raw":
         if payload.size != head.height * head.width * 3:
             return f"raw payload has {payload.size} bytes, expected {head.height}x{head.width}x3"
@@ -77,7 +80,8 @@ def _check_payload(value, head: record.RecordHeader, encoding: str) -> str | Non
     return None
 
 
-def _verify_shard(root: Path, shard: dict, index: np.ndarray, encoding: str) -> list[str]:
+def _verify_shard(root: Path, shard: dict, index: np.ndarray, encoding: str,
+                  targets: tuple = (False, 0)) -> list[str]:  # fmt: skip
     name, first, count = shard["name"], shard["first"], shard["count"]
     problems = []
     file = root / name
@@ -123,6 +127,9 @@ def _verify_shard(root: Path, shard: dict, index: np.ndarray, encoding: str) -> 
                 bad = _check_payload(value, head, encoding)
                 if bad:
                     problems.append(f"{where}: {bad}")
+                bad = targets_inspect.check(value, head, *targets)
+                if bad:
+                    problems.append(f"{where}: targets: {bad}")
     except lmdb.Error as exc:
         problems.append(f"{name}: LMDB error while reading ({exc})")
     finally:
@@ -147,7 +154,8 @@ def verify(path, progress: bool = False) -> list[str]:
 
         shards = tqdm(shards, unit="shard", leave=False)
     for shard in shards:
-        problems += _verify_shard(root, shard, index, manifest["encoding"])
+        targets = (isinstance(manifest.get("targets"), dict), len(manifest["classes"]))
+        problems += _verify_shard(root, shard, index, manifest["encoding"], targets)
     return problems
 
 
@@ -174,4 +182,6 @@ def format_summary(s: dict) -> str:
     shown = items if len(items) <= 20 else items[:10] + [("...", None)] + items[-5:]
     for name, count in shown:
         lines.append(f"    {name}" if count is None else f"    {name}: {count}")
+    if s.get("targets"):
+        lines += targets_inspect.format_lines(s["targets"])
     return os.linesep.join(lines)

@@ -18,7 +18,8 @@ import numpy as np
 from augpipe.errors import DatasetError
 
 FORMAT_NAME = "augpipe-shards"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: records may carry a targets block (docs/targets.md)
+READ_VERSIONS = (1, 2)  # version 1 datasets (no targets) read unchanged
 MANIFEST = "manifest.json"
 INDEX = "index.npy"
 SKIPPED = "skipped.tsv"
@@ -78,10 +79,11 @@ def load(path, check_files: bool = True) -> tuple[dict, np.ndarray]:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
         raise _fail(path, f"manifest.json is not an {FORMAT_NAME} manifest", repack)
     version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in READ_VERSIONS:
         raise _fail(
             path,
-            f"format version {version!r} is not supported (this augpipe reads {FORMAT_VERSION})",
+            f"format version {version!r} is not supported (this augpipe reads "
+            f"{', '.join(map(str, READ_VERSIONS))})",
             "upgrade augpipe or re-pack with this version",
         )
     for field, kind in (("count", int), ("classes", list), ("encoding", str), ("shards", list),
@@ -104,8 +106,9 @@ def load(path, check_files: bool = True) -> tuple[dict, np.ndarray]:
     if first != manifest["count"]:
         raise _fail(path, f"shards hold {first} records but the manifest says {manifest['count']}")
     index = load_index(root, manifest["count"])
+    lowest = -1 if isinstance(manifest.get("targets"), dict) else 0  # -1: no image label
     if manifest["count"] and (
-        index[:, 0].min() < 0 or index[:, 0].max() >= len(manifest["classes"])
+        index[:, 0].min() < lowest or index[:, 0].max() >= len(manifest["classes"])
     ):
         raise _fail(path, "index.npy has labels outside the class list", repack)
     return manifest, index

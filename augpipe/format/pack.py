@@ -33,7 +33,7 @@ from augpipe import __version__, rng
 from augpipe.errors import InputImageError, UserError, bad_param
 from augpipe.format import manifest as mf
 from augpipe.format import parts, record, sources, stats
-from augpipe.format.imageio import DEFAULT_MAX_PIXELS
+from augpipe.format.imageio import DEFAULT_MAX_PIXELS, BadImage
 from augpipe.format.workers import run_ordered
 from augpipe.format.writer import ShardWriter
 
@@ -48,6 +48,7 @@ class PackReport:
     shards: int = 0
     part: str = ""  # "i/N" for a part written by pack(part=...)
     merged: int = 0  # parts joined, for a report of merge()
+    annotation_problems: int = 0  # datasets with targets: lines of annotations.tsv
 
     def summary(self) -> str:
         rate = self.packed / self.seconds if self.seconds > 0 else 0.0
@@ -62,6 +63,9 @@ class PackReport:
             what += f"{self.packed} images"
             if self.skipped:
                 skipped += f" (reasons in {os.path.join(self.out, mf.SKIPPED)})"
+            if self.annotation_problems:
+                skipped += (f", {self.annotation_problems} annotation problem(s) (in "
+                            f"{os.path.join(self.out, 'annotations.tsv')})")  # fmt: skip
             where = f"{self.shards} shard(s)"
         return (
             f"{what}, {skipped}, {where}, "
@@ -184,6 +188,10 @@ def pack(
     shuffle_seed: int | None = None,
     part=None,
     progress: bool = True,
+    coco=None,
+    yolo=None,
+    voc=None,
+    masks=None,
 ) -> PackReport:
     """Pack an ImageFolder tree ``src`` (or ``list_file`` lines ``path label`` relative to
     ``root``, default ``src`` or the list's folder) into the dataset directory ``out``.
@@ -193,12 +201,23 @@ def pack(
     stores source JPEGs that need no change as they are (see ``imageio.load_for_pack``).
     ``shuffle_seed``: pack the inputs in a seeded random order instead of sorted order.
     ``part="i/N"`` (or ``(i, N)``): write only part i (0-based) of N to ``out``, a part
-    directory for ``augpipe.format.merge.merge``.
+    directory for ``augpipe.format.merge.merge``. ``coco`` (instances JSON, images under
+    ``root``), ``yolo``, ``voc`` or ``masks`` (folders) pack detection / segmentation / keypoint
+    targets with each image (docs/targets.md).
     """
     _check_options(format, quality, max_side, short_side, shard_size_mb, workers, max_pixels)
     part = parts.parse_part(part)
     start = time.perf_counter()
-    if list_file is not None:
+    from augpipe.targets.source import open_source
+
+    source = open_source(coco=coco, yolo=yolo, voc=voc, masks=masks, root=root)
+    if source is not None:
+        if list_file is not None or src is not None:
+            raise UserError("pack: with --coco/--yolo/--voc/--masks give only OUT (no SRC/--list)")
+        if part is not None:
+            raise UserError("pack: --part does not carry targets yet; pack a dataset with "
+                            "--coco/--yolo/--voc/--masks in one job")  # fmt: skip
+    elif list_file is not None:
         source = sources.list_file(list_file, root if root is not None else src)
     else:
         if src is None:
@@ -226,7 +245,10 @@ def pack(
             sink = parts.PartWriter(tmp)
         _consume(items, lo, hi, source, opts, workers, strict, progress, report, sink)
         if part is None:
-            finish_dataset(tmp, source.classes, len(items), format, options, sink, report)
+            targets = source.finish(tmp) if hasattr(source, "finish") else None
+            report.annotation_problems = targets["problems"] if targets else 0
+            finish_dataset(tmp, source.classes, len(items), format, options, sink, report,
+                           targets)  # fmt: skip
         else:
             info = parts.part_info(part, items, source, format, options, lo, hi)
             sink.finish(info, report)
@@ -263,6 +285,12 @@ def _consume(items, lo, hi, source, opts, workers, strict, progress, report, sin
         for pos, ok, h, w, payload, partial, crc in results:
             bar.update(1)
             path, label = items[pos]
+            tblock = None
+            if ok and hasattr(source, "block"):  # detection/segmentation targets
+                try:
+                    tblock = source.block(path, h, w)
+                except BadImage as exc:
+                    ok, payload = False, str(exc)
             if not ok:
                 if strict:
                     raise InputImageError(
@@ -271,7 +299,7 @@ def _consume(items, lo, hi, source, opts, workers, strict, progress, report, sin
                     )
                 report.skipped.append((source.relative(path), payload))
                 continue
-            sink.add(label, h, w, payload, crc, partial)
+            sink.add(label, h, w, payload, crc, partial, tblock)
         sink.close()
     finally:
         results.close()
@@ -303,9 +331,10 @@ class ShardSink:
     def count(self) -> int:
         return len(self.rows)
 
-    def add(self, label: int, h: int, w: int, payload, crc: int, partial=None) -> None:
+    def add(self, label: int, h: int, w: int, payload, crc: int, partial=None,
+            targets: bytes | None = None) -> None:  # fmt: skip
         idx = len(self.rows)
-        value = record.encode(idx, label, h, w, self.encoding, payload, crc)
+        value = record.encode(idx, label, h, w, self.encoding, payload, crc, targets)
         if self._writer is not None and self._writer.payload_bytes + len(value) > self.budget:
             self._close_shard()
         if self._writer is None:
@@ -341,8 +370,10 @@ class ShardSink:
         self.report.shards += 1
 
 
-def finish_dataset(tmp: Path, classes, n_inputs: int, encoding: str, options: dict, sink, report):
-    """Write index.npy, skipped.tsv and, last, manifest.json into ``tmp``."""
+def finish_dataset(tmp: Path, classes, n_inputs: int, encoding: str, options: dict, sink, report,
+                   targets: dict | None = None):  # fmt: skip
+    """Write index.npy, skipped.tsv and, last, manifest.json into ``tmp``; ``targets``: the
+    manifest's "targets" entry of a dataset packed with annotations."""
     if report.packed == 0:
         first = report.skipped[0] if report.skipped else ("(no inputs)", "nothing to pack")
         raise UserError(
@@ -355,7 +386,7 @@ def finish_dataset(tmp: Path, classes, n_inputs: int, encoding: str, options: di
         f.write("path\treason\n")
         for path, reason in report.skipped:
             f.write(f"{path}\t{reason}\n")
-    counts = np.bincount(index[:, 0], minlength=len(classes))
+    counts = np.bincount(index[index[:, 0] >= 0, 0], minlength=len(classes))  # -1: no label
     manifest = {
         "format": mf.FORMAT_NAME,
         "format_version": mf.FORMAT_VERSION,
@@ -380,4 +411,6 @@ def finish_dataset(tmp: Path, classes, n_inputs: int, encoding: str, options: di
         "skipped": len(report.skipped),
         "stats": stats.finish(sink.total),
     }
+    if targets is not None:  # the targets' layout, categories, counts, problems
+        manifest["targets"] = targets
     mf.write_json(tmp / mf.MANIFEST, manifest)

@@ -9,10 +9,14 @@ Header layout (``struct`` format ``<4siIIBBHIII``)::
         12    4 width      uint32
         16    1 channels   uint8 (always 3: RGB)
         17    1 encoding   uint8 (0 raw HWC uint8, 1 JPEG)
-        18    2 reserved   uint16, 0
+        18    2 flags      uint16: bit 0 = a targets block follows the payload (format 2)
         20    4 crc32      uint32, zlib.crc32 of the payload
         24    4 length     uint32, payload bytes
         28    4 index      uint32, the record's position in the dataset (its key)
+
+A record with flag bit 0 set continues after its payload with a targets block (boxes, labels,
+polygons, RLE masks, keypoints, semantic mask: ``augpipe.targets.layout``); ``length`` and the
+CRC32 cover the payload only, the block carries its own CRC32.
 
 Keys are the record index as 8 big-endian bytes, so LMDB's byte order is numeric order and
 records written with ``append=True`` lie in key order on disk. Nothing here is pickled.
@@ -29,6 +33,7 @@ HEADER = struct.Struct("<4siIIBBHIII")
 HEADER_SIZE = HEADER.size  # 32
 ENCODINGS = {"raw": 0, "jpeg": 1}
 ENCODING_NAMES = {v: k for k, v in ENCODINGS.items()}
+FLAG_TARGETS = 1
 _KEY = struct.Struct(">Q")
 
 
@@ -41,6 +46,7 @@ class RecordHeader(NamedTuple):
     crc32: int
     length: int
     index: int
+    flags: int = 0
 
 
 def key(index: int) -> bytes:
@@ -49,10 +55,17 @@ def key(index: int) -> bytes:
 
 
 def encode(
-    index: int, label: int, height: int, width: int, encoding: str, payload, crc: int | None = None
+    index: int,
+    label: int,
+    height: int,
+    width: int,
+    encoding: str,
+    payload,
+    crc: int | None = None,
+    targets: bytes | None = None,
 ) -> bytes:
-    """Header + payload as one bytes object, ready for ``txn.put``. ``crc``: the payload's
-    CRC32 when the caller already has it (pack workers compute it), else computed here."""
+    """Header + payload (+ targets block) as one bytes object, ready for ``txn.put``. ``crc``:
+    the payload's CRC32 when the caller already has it (pack workers compute it)."""
     payload = memoryview(payload).cast("B")
     head = HEADER.pack(
         MAGIC,
@@ -61,12 +74,12 @@ def encode(
         width,
         3,
         ENCODINGS[encoding],
-        0,
+        FLAG_TARGETS if targets else 0,
         zlib.crc32(payload) if crc is None else crc,
         len(payload),
         index,
     )
-    return b"".join((head, payload))  # one copy of the payload
+    return b"".join((head, payload, targets or b""))  # one copy of the payload
 
 
 def decode_header(value) -> RecordHeader:
@@ -78,9 +91,14 @@ def decode_header(value) -> RecordHeader:
     magic, *fields = HEADER.unpack_from(value, 0)
     if magic != MAGIC:
         raise ValueError(f"bad record magic {bytes(magic)!r} (expected {MAGIC!r})")
-    label, height, width, channels, encoding, _reserved, crc, length, index = fields
-    head = RecordHeader(label, height, width, channels, encoding, crc, length, index)
-    if len(value) - HEADER_SIZE != length:
+    label, height, width, channels, encoding, flags, crc, length, index = fields
+    head = RecordHeader(label, height, width, channels, encoding, crc, length, index, flags)
+    if flags & FLAG_TARGETS:
+        if len(value) - HEADER_SIZE <= length:
+            raise ValueError(
+                f"record is {len(value)} bytes: no room for the targets block its header announces"
+            )
+    elif len(value) - HEADER_SIZE != length:
         raise ValueError(
             f"payload is {len(value) - HEADER_SIZE} bytes but the header says {length}"
         )
@@ -89,4 +107,11 @@ def decode_header(value) -> RecordHeader:
 
 def check_crc(value, head: RecordHeader) -> bool:
     """True when the payload's CRC32 matches the header's."""
-    return zlib.crc32(memoryview(value)[HEADER_SIZE:]) == head.crc32
+    return zlib.crc32(memoryview(value)[HEADER_SIZE : HEADER_SIZE + head.length]) == head.crc32
+
+
+def targets_block(value, head: RecordHeader):
+    """The targets block after the payload (a memoryview), or None when the record has none."""
+    if not head.flags & FLAG_TARGETS:
+        return None
+    return memoryview(value)[HEADER_SIZE + head.length :]

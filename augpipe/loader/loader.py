@@ -102,6 +102,7 @@ class Loader:
         cache_dir=None,
         cache_limit=None,
         storage_options: dict | None = None,
+        targets=None,
     ):
         self._owns_dataset = isinstance(data, (str, os.PathLike))
         self.dataset = _open_dataset(data, dict(cache_dir=cache_dir, cache_limit=cache_limit,
@@ -128,6 +129,12 @@ class Loader:
                 "e.g. Compose([RandomResizedCrop(224), HorizontalFlip()])",
             )
         self.pipeline = pipeline.bind(self.dataset)  # validates against the dataset, once
+        self._targets = None  # datasets with targets: batches are (images, targets dict)
+        if getattr(self.dataset, "has_targets", False):
+            from augpipe.targets.batch import TargetPipeline
+
+            self.pipeline = self._targets = TargetPipeline(self.pipeline, self.dataset, targets,
+                                                           self.batch_size)  # fmt: skip
         self.sample_shape = tuple(int(v) for v in self.pipeline.output_shape)
         self._labels = np.asarray(self.dataset.labels, dtype=np.int64)
         self._n = len(self.dataset)
@@ -286,7 +293,8 @@ class Loader:
     def _start(self) -> None:
         # in process, one slot for the batch being used and one to build the next in
         n_slots = 2 if self.workers == 0 else self.prefetch + 1
-        layout = SlotLayout(n_slots, self.batch_size, self.sample_shape)
+        extra = self._targets.extra_bytes(self.batch_size) if self._targets else 0
+        layout = SlotLayout(n_slots, self.batch_size, self.sample_shape, extra)
         if self.workers == 0:
             if self._ring is None:
                 self._ring = SlotRing.in_process(layout)
@@ -343,6 +351,9 @@ class Loader:
                 idx = plan.batch(b)
                 out, keeps = self._convert(ring.images(slot)[: len(idx)], self._labels[idx],
                                            epoch, b, idx)  # fmt: skip
+                if self._targets is not None:  # copied out: the slot's target area is reused
+                    out = (out[0], self._targets.read(ring.extra(slot), len(idx), self.batch_size,
+                                                      self.output == "torch"))  # fmt: skip
                 if keeps:
                     held = slot
                 else:
@@ -364,8 +375,9 @@ class Loader:
 
     def _run_here(self, indices: np.ndarray, slot: int, epoch: int, batch: int) -> None:
         out = self._ring.images(slot)[: len(indices)]
+        kw = {"extra": self._ring.extra(slot)} if self._targets is not None else {}
         try:
-            self.pipeline.run_batch(self.dataset, indices, self.seed, epoch, out)
+            self.pipeline.run_batch(self.dataset, indices, self.seed, epoch, out, **kw)
         except Exception as exc:
             index = locate_failure(self.pipeline, self.dataset, indices, self.seed, epoch, out)
             err = WorkerError(f"pipeline failed on sample {index} (batch {batch} of epoch "

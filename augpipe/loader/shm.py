@@ -7,7 +7,8 @@ the main process unlinks the name, so nothing is left in /dev/shm even if the pr
 killed; the memory itself is freed by the kernel when the last mapping goes away.
 
 Slot layout: ``batch_size`` images of ``image_shape`` uint8, then ``batch_size`` int64 dataset
-indices (written by the main process before it hands the slot to a worker).
+indices (written by the main process before it hands the slot to a worker), then ``extra_bytes`` for
+a target-carrying dataset's boxes and masks (``augpipe.targets.batch``).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class SlotLayout:
     n_slots: int
     batch_size: int
     image_shape: tuple[int, ...]
+    extra_bytes: int = 0  # per slot: the targets area (datasets with targets)
 
     @property
     def image_bytes(self) -> int:
@@ -46,7 +48,8 @@ class SlotLayout:
 
     @property
     def slot_bytes(self) -> int:
-        return _round_up(self.image_bytes) + _round_up(self.batch_size * 8)
+        return (_round_up(self.image_bytes) + _round_up(self.batch_size * 8)
+                + _round_up(self.extra_bytes))  # fmt: skip
 
     @property
     def total_bytes(self) -> int:
@@ -100,12 +103,15 @@ class SlotRing:
         self._buf = buf
         self._images = []
         self._indices = []
+        self._extra = []
         for s in range(layout.n_slots):
             base = s * layout.slot_bytes
             img = np.frombuffer(buf, np.uint8, layout.image_bytes, base)
             self._images.append(img.reshape(layout.batch_size, *layout.image_shape))
             off = base + _round_up(layout.image_bytes)
             self._indices.append(np.frombuffer(buf, np.int64, layout.batch_size, off))
+            off += _round_up(layout.batch_size * 8)
+            self._extra.append(np.frombuffer(buf, np.uint8, layout.extra_bytes, off))
 
     @classmethod
     def create(cls, layout: SlotLayout) -> SlotRing:
@@ -148,6 +154,9 @@ class SlotRing:
 
     def indices(self, slot: int) -> np.ndarray:
         return self._indices[slot]
+
+    def extra(self, slot: int) -> np.ndarray:
+        return self._extra[slot]
 
     def unlink(self) -> None:
         """Remove the name from /dev/shm (idempotent); mappings stay valid."""

@@ -44,8 +44,9 @@ def run_task(pipeline, dataset, ring: SlotRing, msg: tuple):
     batch, slot, n, seed, epoch = msg
     indices = ring.indices(slot)[:n].copy()
     out = ring.images(slot)[:n]
+    kw = {"extra": ring.extra(slot)} if ring.layout.extra_bytes else {}  # targets' area
     try:
-        pipeline.run_batch(dataset, indices, seed, epoch, out)
+        pipeline.run_batch(dataset, indices, seed, epoch, out, **kw)
     except Exception as exc:
         tb = traceback.format_exc()
         index = locate_failure(pipeline, dataset, indices, seed, epoch, out)

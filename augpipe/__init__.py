@@ -53,6 +53,8 @@ _EXPORTS = {
     "TimmAutoAugment": "augpipe.transforms",
     "AugMix": "augpipe.transforms",
     "policy_from_string": "augpipe.ops.policies.strings",
+    "TargetOptions": "augpipe.targets.transform",
+    "Targets": "augpipe.targets.core",
     "AugpipeError": "augpipe.errors",
     "UserError": "augpipe.errors",
     "ConfigError": "augpipe.errors",

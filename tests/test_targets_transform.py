@@ -214,3 +214,17 @@ def test_options_are_validated():
                {"max_aspect": 0.5}, {"min_wh": "2"}):  # fmt: skip
         with pytest.raises(ConfigError, match="TargetOptions"):
             TargetOptions(**kw)
+
+
+def test_a_policys_geometry_in_the_record_moves_targets_too():
+    pipe = Compose([CenterCrop(OUT)])
+    rec = pipe.sample_params([SRC], [0])[0].copy()
+    rec["geo"] = np.array([[1.0, 0.2, 6.0], [0.0, 1.0, -4.0], [0, 0, 1]])  # shear + shift
+    h, w = SRC
+    yy, xx = np.mgrid[0:h, 0:w] + 0.5
+    x, y = 95.3, 70.6
+    blob = 250 * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * 2.0**2))
+    o = pipe.apply(np.repeat(blob[..., None], 3, 2).astype(np.uint8), rec)[..., 0].astype(float)
+    gy, gx = np.mgrid[0 : OUT[0], 0 : OUT[1]] + 0.5
+    c = np.array([(o * gx).sum(), (o * gy).sum()]) / o.sum()
+    np.testing.assert_allclose(forward(rec, [[x, y]], OUT)[0], c, atol=0.1)

@@ -71,11 +71,19 @@ def unlens(u: np.ndarray, v: np.ndarray, c: float):
     return u * s, v * s
 
 
+def source_map(rec, crop: int = 0) -> np.ndarray:
+    """The record's matrix after the lens: ``A2 G`` (G, ``geo``: a policy's geometry, applied
+    in the same resampling; the identity when the record has none)."""
+    a2 = np.asarray(rec["A2"][crop], np.float64)
+    names = rec.dtype.names or ()
+    return a2 @ np.asarray(rec["geo"], np.float64) if "geo" in names else a2
+
+
 def forward(rec, xy: np.ndarray, out_hw, crop: int = 0) -> np.ndarray:
     """(P, 2) source edge coordinates (x, y) of the record's image -> output edge coordinates."""
     xy = np.asarray(xy, np.float64).reshape(-1, 2)
     H, W = out_hw
-    u, v = apply_h(inv3(np.asarray(rec["A2"][crop], np.float64)), xy[:, 0], xy[:, 1])
+    u, v = apply_h(inv3(source_map(rec, crop)), xy[:, 0], xy[:, 1])
     k = float(rec["k"])
     if k != 0.0:
         u, v = unlens(u, v, k / ((W / 2) ** 2 + (H / 2) ** 2))
@@ -86,11 +94,11 @@ def forward(rec, xy: np.ndarray, out_hw, crop: int = 0) -> np.ndarray:
 def is_affine(rec, crop: int = 0) -> bool:
     """True when the whole map is affine (no lens, no perspective row): straight edges stay
     straight, so transforming corners and vertices is exact."""
-    a2, a1 = rec["A2"][crop], rec["A1"]
+    a2, a1 = source_map(rec, crop), rec["A1"]
     return (float(rec["k"]) == 0.0 and a2[2, 0] == 0 and a2[2, 1] == 0 and a1[2, 0] == 0
             and a1[2, 1] == 0)  # fmt: skip
 
 
 def mirrors(rec, crop: int = 0) -> bool:
     """True when the map reverses orientation (an odd number of flips): left/right swap."""
-    return np.linalg.det(rec["A2"][crop]) * np.linalg.det(rec["A1"]) < 0
+    return np.linalg.det(source_map(rec, crop)) * np.linalg.det(rec["A1"]) < 0

@@ -48,10 +48,11 @@ def _warp_nearest(src, A1, k, A2, fill, out):
 
 def warp_nearest(src: np.ndarray, rec, out_hw, fill: int, crop: int = 0) -> np.ndarray:
     """``src`` (h, w) uint8 through the record's map into a new (H, W) uint8 array."""
+    from augpipe.targets.forward import source_map
+
     out = np.empty(tuple(out_hw), np.uint8)
     _warp_nearest(np.ascontiguousarray(src, np.uint8), np.asarray(rec["A1"], np.float64),
-                  float(rec["k"]), np.asarray(rec["A2"][crop], np.float64), np.uint8(fill),
-                  out)  # fmt: skip
+                  float(rec["k"]), source_map(rec, crop), np.uint8(fill), out)  # fmt: skip
     return out
 
 

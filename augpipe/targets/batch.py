@@ -99,8 +99,10 @@ class TargetPipeline:
         recs = self.pipeline.sample_params(np.asarray(dataset.sizes)[indices], indices, seed,
                                            epoch)  # fmt: skip
         if "nchain" in (recs.dtype.names or ()) and np.any(recs["nchain"] > 0):
-            raise ConfigError("pipeline: AugMix blends images warped by different maps, so no "
-                              "one set of targets fits the result; drop AugMix for targets")  # fmt: skip
+            raise ConfigError(
+                "pipeline: AugMix blends images warped by different maps, so no one set of "
+                "targets fits the result; drop AugMix for targets"
+            )
         return [transform(dataset.targets(int(i)), recs[j], self.out_hw, self.options,
                           self.flip_idx if self.K else None, masks=self.instances)
                 for j, i in enumerate(indices)]  # fmt: skip

@@ -265,3 +265,18 @@ def test_cli_pack_coco_and_errors(tmp_path):
     assert r.returncode == 2 and "expected just OUT" in r.stderr and "Traceback" not in r.stderr
     with pytest.raises(UserError, match="one annotation source"):
         pack(None, tmp_path / "o3", coco=js, yolo=tmp_path, progress=False)
+
+
+def test_shuffled_pack_keeps_each_images_targets(tmp_path):
+    js = coco_dataset(tmp_path / "coco", n=5)
+    root = tmp_path / "coco" / "images"
+    pack(None, tmp_path / "a", coco=js, root=root, format="raw", progress=False)
+    pack(None, tmp_path / "b", coco=js, root=root, format="raw", shuffle_seed=3, progress=False)
+    a, b = ShardDataset(tmp_path / "a"), ShardDataset(tmp_path / "b")
+    by_pixels = {a.image(i).tobytes(): i for i in range(len(a))}
+    assert [by_pixels[b.image(i).tobytes()] for i in range(len(b))] != list(range(len(b)))
+    for i in range(len(b)):
+        j = by_pixels[b.image(i).tobytes()]
+        np.testing.assert_array_equal(b.targets(i).boxes, a.targets(j).boxes)
+    with pytest.raises(UserError, match="--part"):
+        pack(None, tmp_path / "c", coco=js, root=root, part="0/2", progress=False)

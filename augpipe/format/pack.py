@@ -299,7 +299,10 @@ def _consume(items, lo, hi, source, opts, workers, strict, progress, report, sin
                     )
                 report.skipped.append((source.relative(path), payload))
                 continue
-            sink.add(label, h, w, payload, crc, partial, tblock)
+            if tblock is None:  # (parts carry no targets)
+                sink.add(label, h, w, payload, crc, partial)
+            else:
+                sink.add(label, h, w, payload, crc, partial, tblock)
         sink.close()
     finally:
         results.close()

@@ -36,6 +36,10 @@ class RemoteError(DatasetError):
     optional packages for a URL scheme, a download that does not match the manifest."""
 
 
+class CheckpointError(UserError):
+    """A training checkpoint that is missing, unreadable or from another run (``--resume``)."""
+
+
 class WorkerError(AugpipeError, RuntimeError):
     """A loader worker failed; the message carries the sample index and the worker's traceback."""
 

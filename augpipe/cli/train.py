@@ -142,7 +142,26 @@ def register(sub) -> None:
     )
     g.add_argument("--prefetch", type=int, default=None, help="batches the loader keeps ready")
     g.add_argument("--no-progress", dest="progress", action="store_false")
+    _add_resume_args(p)
     p.set_defaults(func=run)
+
+
+def _add_resume_args(p) -> None:
+    g = p.add_argument_group("preemption (docs/train.md)")
+    g.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=None,
+        metavar="N",
+        help="also checkpoint every N steps (default: at the end of each epoch only)",
+    )
+    g.add_argument("--keep", type=int, default=2, metavar="K", help="checkpoints kept (default 2)")
+    g.add_argument(
+        "--resume",
+        metavar="RUN_DIR|auto",
+        help="continue RUN_DIR from its newest checkpoint (same options); auto: continue --out "
+        "if it holds a checkpoint, else start it (for jobs a scheduler restarts)",
+    )
 
 
 def config_from_args(args):
@@ -183,13 +202,22 @@ def config_from_args(args):
         subset=args.subset,
         prefetch=args.prefetch,
         progress=args.progress,
+        checkpoint_every=args.checkpoint_every,
+        keep=args.keep,
+        resume=args.resume,
     )
 
 
 def run(args) -> int:
+    from augpipe.train.preempt import TrainingInterrupted
     from augpipe.train.trainer import train
 
-    summary = train(config_from_args(args))
+    try:
+        summary = train(config_from_args(args))
+    except TrainingInterrupted as exc:  # SIGTERM / Ctrl-C: checkpoint written, workers stopped
+        if _rank() == 0:
+            print(f"augpipe train: {exc}", file=sys.stderr)
+        return exc.exit_code
     if summary.get("world_size", 1) == 1 or _rank() == 0:
         brief = {
             k: summary[k]

@@ -82,6 +82,9 @@ def worker_main(
 ) -> None:
     # Ctrl-C goes to the whole process group; the main process stops the workers in order.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # So does SIGTERM from torchrun (killpg) and Slurm: the trainer finishes its step and
+    # checkpoints first. An orphan still exits by itself; shutdown escalates to SIGKILL.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
         _limit_threads(forked)
         # a fresh copy of the dataset (it pickles only its path), so no LMDB handle

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import importlib
 
-_EXPORTS = {"TrainConfig": "augpipe.train.config", "train": "augpipe.train.trainer"}
+_EXPORTS = {
+    "TrainConfig": "augpipe.train.config",
+    "train": "augpipe.train.trainer",
+    "TrainingInterrupted": "augpipe.train.preempt",
+}
 __all__ = list(_EXPORTS)
 
 

@@ -60,6 +60,11 @@ class TrainConfig:
     subset: int | None = None
     prefetch: int | None = None
     progress: bool = True
+    # preemption: checkpoints every N steps (None: at each epoch's end only), the newest K kept;
+    # resume: a run directory to continue, or "auto" (continue --out if it holds a checkpoint)
+    checkpoint_every: int | None = None
+    keep: int = 2
+    resume: str | None = None
 
     def resolved(self, world_size: int = 1, cuda_available: bool = False) -> TrainConfig:
         """A validated copy with every ``None``/``auto`` default replaced by its value."""
@@ -79,6 +84,14 @@ class TrainConfig:
             c.min_scale = 0.08 if c.res >= 128 else 0.35
         if c.warmup_epochs is None:
             c.warmup_epochs = min(5.0, c.epochs / 10)
+        if c.resume not in (None, "auto"):
+            if c.out is not None and Path(c.out).resolve() != Path(c.resume).resolve():
+                raise bad_param("--out", f"the run directory --resume continues ({c.resume!r})",
+                                c.out, "drop --out when resuming")  # fmt: skip
+            c.out = c.resume
+        if c.resume == "auto" and c.out is None:
+            raise bad_param("--resume auto", "--out RUN_DIR (where a restarted job continues)",
+                            None, "add --out RUN_DIR")  # fmt: skip
         if c.out is None:
             c.out = str(Path("runs") / time.strftime("train-%Y%m%d-%H%M%S"))
         return c
@@ -120,6 +133,9 @@ class TrainConfig:
             _positive_int("--steps-per-epoch", self.steps_per_epoch)
         if self.weight_decay < 0 or self.momentum < 0:
             raise bad_param("--weight-decay/--momentum", "numbers >= 0", (self.weight_decay,))
+        if self.checkpoint_every is not None:
+            _positive_int("--checkpoint-every", self.checkpoint_every)
+        _positive_int("--keep", self.keep)
         if self.warmup_epochs is not None and self.warmup_epochs < 0:
             raise bad_param("--warmup-epochs", "a number >= 0", self.warmup_epochs)
 

@@ -52,22 +52,54 @@ def cleanup() -> None:
         dist.destroy_process_group()
 
 
-def partition_check(indices) -> tuple[list[int], int]:
+def _active() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def partition_check(indices, device: torch.device | None = None) -> tuple[list[int], int]:
     """(samples per rank, indices seen by more than one rank) for this rank's epoch indices."""
     import numpy as np
 
-    if not (dist.is_available() and dist.is_initialized()):
+    if not _active():
         return [len(indices)], 0
-    parts: list = [None] * dist.get_world_size()
-    dist.all_gather_object(parts, np.asarray(indices, dtype=np.int64).tolist())
-    counts = [len(p) for p in parts]
-    flat = np.concatenate([np.asarray(p, dtype=np.int64) for p in parts])
-    return counts, int(len(flat) - len(np.unique(flat)))
+    mine = torch.as_tensor(np.asarray(indices, dtype=np.int64))
+    counts = gather_tensors({"n": torch.tensor([len(mine)])}, device)
+    longest = max(int(c["n"]) for c in counts)
+    padded = torch.full((longest,), -1, dtype=torch.int64)
+    padded[: len(mine)] = mine
+    parts = [r["i"][: int(c["n"])] for r, c in zip(gather_tensors({"i": padded}, device), counts)]
+    flat = torch.cat(parts)
+    return [len(p) for p in parts], int(len(flat) - len(torch.unique(flat)))
+
+
+def gather_tensors(
+    state: dict[str, torch.Tensor], device: torch.device | None = None
+) -> list[dict[str, torch.Tensor]]:
+    """Every rank's ``state`` (same keys and shapes on all ranks), on the CPU, by rank.
+
+    Plain tensor collectives (no pickled objects); ``device`` is where the collective runs
+    (a CUDA device for nccl). Without a process group: ``[state]``.
+    """
+    if not _active():
+        return [{k: v.cpu() for k, v in state.items()}]
+    out: list[dict[str, torch.Tensor]] = [{} for _ in range(dist.get_world_size())]
+    for key in sorted(state):
+        t = state[key].to(device or "cpu").contiguous()
+        parts = [torch.empty_like(t) for _ in out]
+        dist.all_gather(parts, t)
+        for rank, part in enumerate(parts):
+            out[rank][key] = part.cpu()
+    return out
+
+
+def barrier() -> None:
+    if _active():
+        dist.barrier()
 
 
 def all_reduce(values: list[float], device: torch.device, op: str = "sum") -> list[float]:
     """Sum (or max) a few scalars across ranks; the identity without a process group."""
-    if not (dist.is_available() and dist.is_initialized()):
+    if not _active():
         return list(values)
     t = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX if op == "max" else dist.ReduceOp.SUM)

@@ -41,7 +41,13 @@ def unwrap(model: nn.Module) -> nn.Module:
 class RunLog:
     """Writes a run's files; every method is a no-op when ``enabled`` is False (ranks > 0)."""
 
-    def __init__(self, run_dir: str | Path, enabled: bool = True, tensorboard: bool = False):
+    def __init__(
+        self,
+        run_dir: str | Path,
+        enabled: bool = True,
+        tensorboard: bool = False,
+        records: list[dict] | None = None,
+    ):
         self.run_dir = Path(run_dir)
         self.enabled = enabled
         self._tb = None
@@ -49,7 +55,11 @@ class RunLog:
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.metrics_path = self.run_dir / "metrics.jsonl"
-        self.metrics_path.write_text("")
+        # a resumed run: exactly the epochs its checkpoint had logged (a line written after
+        # that checkpoint belongs to an epoch the resumed run repeats)
+        tmp = self.metrics_path.with_name("metrics.jsonl.tmp")
+        tmp.write_text("".join(json.dumps(_clean(r)) + "\n" for r in records or []))
+        tmp.replace(self.metrics_path)
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -58,7 +68,9 @@ class RunLog:
                     "--tensorboard: expected the tensorboard package, which is not installed; "
                     "pip install 'augpipe[tensorboard]' or drop --tensorboard"
                 ) from None
-            self._tb = SummaryWriter(str(self.run_dir / "tensorboard"))
+            # purge_step: TensorBoard hides what an interrupted run logged after its checkpoint
+            purge = len(records) + 1 if records else None
+            self._tb = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=purge)
 
     def write_config(self, config: dict) -> None:
         if self.enabled:

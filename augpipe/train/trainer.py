@@ -8,26 +8,26 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from augpipe.errors import DatasetError
 from augpipe.models import get_model
-from augpipe.train import distributed
+from augpipe.train import distributed, resume
 from augpipe.train.checkpoint import load_init
 from augpipe.train.config import TrainConfig, res_for_epoch
-from augpipe.train.loop import StepContext, evaluate, train_epoch
-from augpipe.train.metrics import RunLog, peak_memory_mb, write_summary
+from augpipe.train.epoch import Run, run_epoch
+from augpipe.train.epoch import summary as epoch_summary
+from augpipe.train.loop import EpochSums, StepContext
+from augpipe.train.metrics import RunLog, write_summary
 from augpipe.train.optim import (
     apply_freeze,
     build_optimizer,
     build_scheduler,
     frozen_stages,
-    set_train_mode,
 )
+from augpipe.train.preempt import StopSignals
 from augpipe.train.split import SubsetDataset, random_subset, split_indices
 from augpipe.train.tta import VIEWS, val_pipeline
 
@@ -103,16 +103,21 @@ def make_loader(dataset, pipeline, batch_size: int, train: bool, cfg: TrainConfi
 
 
 def train(config: TrainConfig) -> dict:
-    """Run training; returns the summary (also written to ``--json`` and the run directory)."""
+    """Run training; returns the summary (also written to ``--json`` and the run directory).
+
+    SIGTERM/SIGINT write a checkpoint and raise ``TrainingInterrupted``; ``resume="auto"`` or
+    a run directory continues from its newest checkpoint (docs/train.md).
+    """
     cfg = config.resolved(distributed.world_size_from_env(), torch.cuda.is_available())
     info = distributed.setup(cfg.device)
     try:
-        return _run(cfg, info)
+        with StopSignals() as stop:
+            return _run(cfg, info, stop)
     finally:
         distributed.cleanup()
 
 
-def _run(cfg: TrainConfig, info: distributed.DistInfo) -> dict:
+def _run(cfg: TrainConfig, info: distributed.DistInfo, stop: StopSignals) -> dict:
     t_run = time.perf_counter()
     device = torch.device("cuda", info.local_rank) if cfg.device == "cuda" else torch.device("cpu")
     if device.type == "cuda":
@@ -123,6 +128,11 @@ def _run(cfg: TrainConfig, info: distributed.DistInfo) -> dict:
     torch.manual_seed(cfg.seed)  # same initial weights on every rank
 
     train_ds, val_ds, val_source = open_datasets(cfg)
+    hashes = {"train": resume.manifest_hash(train_ds), "val": resume.manifest_hash(val_ds)}
+    found = resume.find(cfg)
+    ckpt = found[1] if found else None
+    if found:
+        resume.check_compatible(ckpt, cfg.to_json(), info.world_size, hashes, found[0])
     num_classes = len(train_ds.classes)
     model = get_model(cfg.model, num_classes, zero_init_residual=cfg.zero_init_residual)
     init_info = load_init(model, cfg.init) if cfg.init else {}
@@ -133,18 +143,25 @@ def _run(cfg: TrainConfig, info: distributed.DistInfo) -> dict:
         model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(model, cfg.lr, cfg.momentum, cfg.weight_decay, cfg.lr_mult)
 
-    res = res_for_epoch(cfg, 0)
+    start_epoch = ckpt["epoch"] if ckpt else 0
+    res = res_for_epoch(cfg, start_epoch)
     pipe = train_pipeline(res, cfg.min_scale, cfg.flip)
     train_loader = make_loader(train_ds, pipe, cfg.batch_size, True, cfg, device)
     val_batch = max(1, cfg.batch_size // VIEWS[cfg.tta])
     val_loader = make_loader(val_ds, val_pipeline(cfg.tta, cfg.res), val_batch, False, cfg, device)
-    log = RunLog(cfg.out, enabled=info.is_main, tensorboard=cfg.tensorboard)
+    log = None
     try:
+        log = RunLog(cfg.out, enabled=info.is_main, tensorboard=cfg.tensorboard,
+                     records=ckpt["records"] if ckpt else None)  # fmt: skip
         steps = len(train_loader)
         if cfg.steps_per_epoch is not None:
             steps = min(steps, cfg.steps_per_epoch)
         total_steps = steps * cfg.epochs
         scheduler = build_scheduler(optimizer, total_steps, round(cfg.warmup_epochs * steps))
+        amp_dtype = AMP_DTYPES[cfg.amp]
+        scaler = torch.amp.GradScaler("cuda") if cfg.amp == "fp16" else None
+        sums = _restore(ckpt, info, device, model, optimizer, scheduler, scaler,
+                        train_loader, val_loader) if ckpt else None  # fmt: skip
 
         net: nn.Module = model
         if info.enabled:
@@ -153,166 +170,73 @@ def _run(cfg: TrainConfig, info: distributed.DistInfo) -> dict:
             )
         if cfg.compile:
             net = torch.compile(net)
-        amp_dtype = AMP_DTYPES[cfg.amp]
-        scaler = torch.amp.GradScaler("cuda") if cfg.amp == "fp16" else None
         ctx = StepContext(device, amp_dtype, scaler, cfg.channels_last)
         criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-        run = _Run(cfg, info, net, frozen, optimizer, scheduler, criterion, ctx, steps, val_loader)
-
-        # what each rank trains on in epoch 0: shows the partition is disjoint
-        mine = train_loader.indices(0)[: steps * cfg.batch_size]
-        rank_samples, rank_overlap = distributed.partition_check(mine)
-        log.write_config(
-            {
-                **cfg.to_json(),
-                "world_size": info.world_size,
-                "num_classes": num_classes,
-                "classes": list(train_ds.classes),
-                "train_images": len(train_ds),
-                "val_images": len(val_ds),
-                "val_source": val_source,
-                "frozen_stages": list(frozen),
-                "train_steps_per_epoch": steps,
-                "rank_samples_epoch0": rank_samples,
-                "rank_overlap_epoch0": rank_overlap,
-                "torch": torch.__version__,
-                **init_info,
-            }
-        )
-        records = []
-        for epoch in range(cfg.epochs):
+        run = Run(cfg, info, model, net, frozen, optimizer, scheduler, criterion, ctx, steps,
+                  train_loader, val_loader, log, stop, hashes)  # fmt: skip
+        if ckpt:
+            run.step, run.seconds_before = int(ckpt["step"]), float(ckpt["seconds"])
+            run.records = [dict(r) for r in ckpt["records"]]
+            run._saved = (run.step, start_epoch, int(ckpt["epoch_step"]))
+        else:
+            # what each rank trains on in epoch 0: shows the partition is disjoint
+            mine = train_loader.indices(0)[: steps * cfg.batch_size]
+            rank_samples, rank_overlap = distributed.partition_check(mine, device)
+            log.write_config(
+                {
+                    **cfg.to_json(),
+                    "world_size": info.world_size,
+                    "num_classes": num_classes,
+                    "classes": list(train_ds.classes),
+                    "train_images": len(train_ds),
+                    "val_images": len(val_ds),
+                    "val_source": val_source,
+                    "frozen_stages": list(frozen),
+                    "train_steps_per_epoch": steps,
+                    "rank_samples_epoch0": rank_samples,
+                    "rank_overlap_epoch0": rank_overlap,
+                    "torch": torch.__version__,
+                    **init_info,
+                }
+            )
+        if ckpt:  # last: nothing after this may draw random numbers before the first step
+            resume.set_rng_state(ckpt["ranks"][info.rank], device)
+        for epoch in range(start_epoch, cfg.epochs):
             new_res = res_for_epoch(cfg, epoch)
             if new_res != res:  # progressive resizing: a new pipeline at the new size
-                train_loader.close()
+                run.train_loader.close()
                 res = new_res
                 pipe = train_pipeline(res, cfg.min_scale, cfg.flip)
-                train_loader = make_loader(train_ds, pipe, cfg.batch_size, True, cfg, device)
-            record = _epoch(run, epoch, res, train_loader)
-            records.append(record)
-            log.log_epoch(record, model if cfg.tensorboard else None)
+                run.train_loader = make_loader(train_ds, pipe, cfg.batch_size, True, cfg, device)
+                train_loader = run.train_loader
+            run_epoch(run, epoch, res, sums)
+            sums = None
         log.save_model(model)
-        summary = _summary(cfg, info, records, time.perf_counter() - t_run, val_source)
+        summary = epoch_summary(cfg, info, run.records, run.seconds_before + time.perf_counter()
+                                - t_run, val_source)  # fmt: skip
         if info.is_main:
             write_summary(log.run_dir / "summary.json", summary)
             if cfg.json:
                 write_summary(cfg.json, summary)
         return summary
     finally:
-        log.close()
+        if log is not None:
+            log.close()
         train_loader.close()
         val_loader.close()
 
 
-@dataclass
-class _Run:
-    """What every epoch uses."""
-
-    cfg: TrainConfig
-    info: distributed.DistInfo
-    net: nn.Module  # the model as trained: maybe wrapped by DDP and/or torch.compile
-    frozen: tuple[str, ...]
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LambdaLR
-    criterion: nn.Module
-    ctx: StepContext
-    steps: int
-    val_loader: object
-
-
-def _epoch(run: _Run, epoch: int, res: int, train_loader) -> dict:
-    cfg, info, ctx, steps, scheduler = run.cfg, run.info, run.ctx, run.steps, run.scheduler
-    t0 = time.perf_counter()
-    train_loader.set_epoch(epoch)
-    set_train_mode(run.net, run.frozen)
-    bar = tqdm(
-        total=steps,
-        desc=f"epoch {epoch + 1}/{cfg.epochs}",
-        unit="step",
-        leave=False,
-        disable=not (cfg.progress and info.is_main),
-        dynamic_ncols=True,
-    )
-    done = [0]
-
-    def on_step(step: int, loss: float, wait: float) -> None:
-        bar.update(step - done[0])
-        done[0] = step
-        bar.set_postfix(loss=f"{loss:.3f}", wait=f"{wait:.0%}", res=res)
-
-    with bar:
-        t = train_epoch(
-            run.net, train_loader, run.optimizer, scheduler, run.criterion, ctx, steps, on_step
-        )
-    t_val = time.perf_counter()
-    v = evaluate(run.net, run.val_loader, cfg.tta, ctx)
-    val_seconds = time.perf_counter() - t_val
-    dev = ctx.device
-    images, loss_sum, correct, wait_s = distributed.all_reduce(
-        [t["images"], t["loss_sum"], t["correct"], t["wait_s"]], dev
-    )
-    (train_s,) = distributed.all_reduce([t["seconds"]], dev, op="max")
-    step_s_total = distributed.all_reduce([t["seconds"]], dev)[0]
-    n, top1, top5, vloss = distributed.all_reduce(
-        [v["n"], v["top1"], v["top5"], v["loss_sum"]], dev
-    )
-    mem, mem_kind = peak_memory_mb(dev)
-    (mem,) = distributed.all_reduce([mem], dev, op="max")
-    record = {
-        "epoch": epoch + 1,
-        "res": res,
-        "lr": cfg.lr * scheduler.lr_lambdas[0](max(0, scheduler.last_epoch - 1)),
-        "loss": loss_sum / max(images, 1),
-        "train_top1": correct / max(images, 1),
-        "val_loss": vloss / max(n, 1),
-        "val_top1": top1 / max(n, 1),
-        "val_top5": top5 / max(n, 1),
-        "images_per_s": images / max(train_s, 1e-9),
-        "data_wait_fraction": wait_s / max(step_s_total, 1e-9),
-        "peak_memory_mb": mem,
-        "memory_kind": mem_kind,
-        "train_images": int(images),
-        "train_seconds": train_s,
-        "val_seconds": val_seconds,
-        "seconds": time.perf_counter() - t0,
-    }
-    if info.is_main and cfg.progress:
-        tqdm.write(
-            f"epoch {epoch + 1}/{cfg.epochs} res {res}: loss {record['loss']:.3f} "
-            f"train {record['train_top1']:.1%} val top-1 {record['val_top1']:.1%} "
-            f"top-5 {record['val_top5']:.1%} | {record['images_per_s']:.0f} img/s, "
-            f"data wait {record['data_wait_fraction']:.0%}, peak mem {mem:.0f} MB ({mem_kind})"
-        )
-    return record
-
-
-def _summary(cfg, info, records: list[dict], seconds: float, val_source: str) -> dict:
-    # throughput: leave out the first epoch (worker start-up, cuDNN autotuning, compilation)
-    # whenever there is a later one
-    steady = records[1:] if len(records) > 1 else records
-    images = sum(r["train_images"] for r in steady)
-    train_s = sum(r["train_seconds"] for r in steady)
-    waits = [r["data_wait_fraction"] * r["train_seconds"] for r in steady]
-    last = records[-1]
-    return {
-        "val_top1": last["val_top1"],
-        "val_top5": last["val_top5"],
-        "train_images_per_s": images / max(train_s, 1e-9),
-        "data_wait_fraction": sum(waits) / max(train_s, 1e-9),
-        "epochs": len(records),
-        "seconds": seconds,
-        "val_loss": last["val_loss"],
-        "train_top1": last["train_top1"],
-        "loss": last["loss"],
-        "peak_memory_mb": max(r["peak_memory_mb"] for r in records),
-        "memory_kind": last["memory_kind"],
-        "model": cfg.model,
-        "res": cfg.res,
-        "tta": cfg.tta,
-        "amp": cfg.amp,
-        "device": cfg.device,
-        "world_size": info.world_size,
-        "batch_size": cfg.batch_size,
-        "val_source": val_source,
-        "run_dir": str(cfg.out),
-        "config": cfg.to_json(),
-    }
+def _restore(ckpt, info, device, model, optimizer, scheduler, scaler, train_loader, val_loader):
+    """Load a checkpoint into the freshly built run; returns the epoch's running sums (or None
+    at an epoch boundary)."""
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    scheduler.load_state_dict(ckpt["scheduler"])
+    if scaler is not None and ckpt["scaler"] is not None:
+        scaler.load_state_dict(ckpt["scaler"])
+    mine = ckpt["ranks"][info.rank]
+    epoch, batch = (int(v) for v in mine["train_position"].tolist())
+    train_loader.load_state_dict({**ckpt["loader"]["train"], "rank": info.rank, "epoch": epoch,
+                                  "batch": batch})  # fmt: skip
+    val_loader.load_state_dict({**ckpt["loader"]["val"], "rank": info.rank})
+    return EpochSums.from_state(mine, device) if int(ckpt["epoch_step"]) else None

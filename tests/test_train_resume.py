@@ -206,24 +206,23 @@ def test_torchrun_gloo_run_interrupted_and_resumed_matches_its_twin(data, tmp_pa
         return ("-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
                 f"--master_port={_free_port()}")  # fmt: skip
 
-    args = _args(data, "--workers", "1", "--batch-size", "4")  # 21 images a rank: 5 steps
+    # 21 images a rank, batch 4: 5 steps an epoch; 2 epochs
+    args = [*_args(data, "--batch-size", "4"), "--epochs", "2"]
     twin, run = tmp_path / "twin", tmp_path / "run"
-    proc = _drive([*args, "--out", twin], launcher=torchrun())
+    proc = _drive([*args, "--workers", "0", "--out", twin], launcher=torchrun())
     assert proc.returncode == 0, proc.stderr[-3000:]
-    # rank 0 sends SIGTERM to torchrun, which sends it to every rank's process group
-    proc = _drive(
-        [*args, "--out", run],
-        launcher=torchrun(),
-        env={"KILL_AT_STEP": 7, "KILL_SIGNAL": "TERM", "KILL_TARGET": "parent"},
-    )
+    # rank 0 sends SIGTERM to torchrun, which sends it to every rank's process group (loader
+    # workers included)
+    kill = {"KILL_AT_STEP": 7, "KILL_SIGNAL": "TERM", "KILL_TARGET": "parent"}
+    proc = _drive([*args, "--workers", "1", "--out", run], launcher=torchrun(), env=kill)
     assert proc.returncode != 0
     assert proc.stderr.count("augpipe train: stopped by SIGTERM") == 1  # rank 0 says it
-    state = resume.read(resume.latest(run))  # written at the signal: mid-epoch
-    assert state["step"] >= 7 and 0 < state["epoch_step"] < 5
+    state = resume.read(resume.latest(run))  # written at the signal: mid-epoch 2
+    assert (state["step"], state["epoch"], state["epoch_step"]) == (7, 1, 2)
     assert state["world_size"] == 2 and len(state["ranks"]) == 2
     assert [r["train_position"].tolist() for r in state["ranks"]] == [
         [state["epoch"], state["epoch_step"]]] * 2  # fmt: skip
-    proc = _drive([*args, "--resume", run], launcher=torchrun())
+    proc = _drive([*args, "--workers", "0", "--resume", run], launcher=torchrun())
     assert proc.returncode == 0, proc.stderr[-3000:]
     a = torch.load(twin / "model.pt", weights_only=True)
     b = torch.load(run / "model.pt", weights_only=True)
@@ -284,6 +283,15 @@ def test_resume_auto_starts_then_continues(data, tmp_path, capsys):
     assert main(argv) == 0  # a finished run: nothing left to train, same outputs
     assert (run / "metrics.jsonl").read_text() == first
     assert json.loads((run / "summary.json").read_text())["epochs"] == 2
+    # a damaged newest checkpoint: reported, set aside, the run continues from the one before
+    older, newest = resume.list_checkpoints(run)
+    newest.write_bytes(newest.read_bytes()[:1000])
+    assert main(argv) == 0
+    assert "unreadable" in capsys.readouterr().err
+    assert newest.with_name(newest.name + ".unreadable").exists()
+    assert _metrics(run) == [{k: v for k, v in json.loads(line).items() if k not in TIMING}
+                             for line in first.splitlines()]  # fmt: skip
+    assert resume.latest(run).name == newest.name  # epoch 2 trained again, saved again
 
 
 # ------------------------------------------------------------------------------- pieces

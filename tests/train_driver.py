@@ -6,8 +6,9 @@ torchrun). Environment:
 - ``KILL_AT_STEP=K`` and ``KILL_SIGNAL=KILL|TERM|INT``: send the signal right after the K-th
   optimiser step of this process (counted from this process's start); ``KILL_TARGET=self``
   (default), ``group`` (this process's group: the loader workers too, as torchrun and Slurm do)
-  or ``parent`` (torchrun's agent, which forwards it to every rank). Under torchrun only the
-  rank ``KILL_RANK`` (default 0) does it.
+  or ``parent`` (torchrun's agent, which forwards it to every rank; this rank then waits a
+  second, so every rank has the signal before the step ends and all stop after step K). Under
+  torchrun only the rank ``KILL_RANK`` (default 0) does it.
 - ``KILL_IN_SAVE=N``: SIGKILL this process in the middle of writing its N-th checkpoint file
   (half of the bytes written, not yet renamed).
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 
 import torch
 
@@ -38,6 +40,7 @@ def _arm_step_kill() -> None:
                 os.killpg(os.getpgid(0), sig)
             elif target == "parent":
                 os.kill(os.getppid(), sig)
+                time.sleep(1.0)  # torchrun's forwarded signal arrives before this step ends
             else:
                 os.kill(os.getpid(), sig)
         return out

@@ -118,7 +118,7 @@ def read(path) -> dict:
         first = str(exc).splitlines()[0] if str(exc) else ""
         raise CheckpointError(
             f"--resume: checkpoint {str(path)!r} is unreadable ({type(exc).__name__}: "
-            f"{first[:200]}); delete it to resume from the one before"
+            f"{first[:200]})"
         ) from None
     if not isinstance(obj, dict) or obj.get("format") != FORMAT or obj.get("version") != VERSION:
         raise CheckpointError(
@@ -137,11 +137,21 @@ def newest_readable(run_dir) -> tuple[Path, dict] | None:
             return path, read(path)
         except CheckpointError as exc:
             problems.append(str(exc))
-            print(f"augpipe train: warning: {exc}; trying an older one", file=sys.stderr)
+            print(f"augpipe train: warning: {exc}; using an older one", file=sys.stderr)
     if paths:
-        raise CheckpointError(f"--resume: no checkpoint in {str(run_dir)!r} is readable: "
-                              f"{problems[0]}")  # fmt: skip
+        raise CheckpointError(f"--resume: no checkpoint in {str(run_dir)!r} is readable "
+                              f"({problems[0]}); start a new run with another --out")  # fmt: skip
     return None
+
+
+def set_aside_newer(run_dir, chosen: Path) -> list[Path]:
+    """Rename the (unreadable) checkpoints newer than ``chosen`` to ``NAME.unreadable``: kept
+    for inspection, never resumed from, and not counted by ``--keep``."""
+    paths = list_checkpoints(run_dir)
+    newer = paths[paths.index(chosen) + 1 :] if chosen in paths else []
+    for path in newer:
+        path.replace(path.with_name(path.name + ".unreadable"))
+    return newer
 
 
 def find(cfg) -> tuple[Path, dict] | None:

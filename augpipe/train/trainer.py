@@ -133,9 +133,12 @@ def _run(cfg: TrainConfig, info: distributed.DistInfo, stop: StopSignals) -> dic
     ckpt = found[1] if found else None
     if found:
         resume.check_compatible(ckpt, cfg.to_json(), info.world_size, hashes, found[0])
+        if info.is_main:
+            resume.set_aside_newer(cfg.out, found[0])
     num_classes = len(train_ds.classes)
     model = get_model(cfg.model, num_classes, zero_init_residual=cfg.zero_init_residual)
-    init_info = load_init(model, cfg.init) if cfg.init else {}
+    # resuming: the checkpoint has the weights (the --init file may be gone by now)
+    init_info = load_init(model, cfg.init) if cfg.init and not ckpt else {}
     frozen = frozen_stages(model, cfg.freeze)
     apply_freeze(model, frozen)
     model.to(device)

@@ -145,3 +145,17 @@ def test_bad_part_arguments(src, tmp_path, capsys):
     capsys.readouterr()
     assert main(["merge", str(tmp_path / "ds"), str(tmp_path / "out")]) == 2
     assert "that is a packed dataset" in _err(capsys)
+
+
+def test_stale_temp_dirs_of_other_machines_are_left_alone(src, tmp_path):
+    from augpipe.format.pack import _host
+
+    dead = 2**22 + 12345  # above the default pid_max: no such process
+    mine = tmp_path / f".p.tmp-{_host()}-{dead}"
+    old_style = tmp_path / f".p.tmp-{dead}"
+    other = tmp_path / f".p.tmp-another-host.example-{dead}"
+    for d in (mine, old_style, other):
+        d.mkdir()
+    pack(src, tmp_path / "p", format="raw", part=(0, 2), progress=False)
+    assert not mine.exists() and not old_style.exists() and other.exists()
+    assert (tmp_path / "p" / parts.PART_JSON).is_file()

@@ -6,11 +6,11 @@ Example::
     report = pack("photos/", "photos.packed", format="jpeg", quality=90, short_side=256, workers=2)
     print(report.packed, len(report.skipped), report.bytes, report.seconds)
 
-The dataset is built in a hidden sibling ``.OUT.tmp-PID`` and renamed to OUT only when complete,
-so an interrupted or failed pack leaves nothing at OUT; stale temp directories of dead packs are
-removed by the next pack to the same OUT. Shard boundaries depend only on record sizes and
-``shard_size_mb``; records are written by this process in input order, so shards are
-byte-identical for any ``workers``.
+The dataset is built in a hidden sibling ``.OUT.tmp-HOST-PID`` and renamed to OUT only when
+complete, so an interrupted or failed pack leaves nothing at OUT; stale temp directories of dead
+packs on this machine are removed by the next pack to the same OUT. Shard boundaries depend only
+on record sizes and ``shard_size_mb``; records are written by this process in input order, so
+shards are byte-identical for any ``workers``.
 
 ``part=(i, n)`` (CLI ``--part i/N``) packs only the i-th of n contiguous slices of the inputs
 into a *part* directory (``format/parts.py``); ``augpipe.format.merge.merge`` joins the parts
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,13 +104,20 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _host() -> str:
+    """This machine's name as it may appear in a file name."""
+    return "".join(c if c.isalnum() or c in "._" else "_" for c in socket.gethostname()) or "host"
+
+
 def _clean_stale(out: Path) -> None:
-    """Remove temp dirs left by packs to the same OUT whose process is gone (killed packs)."""
+    """Remove temp dirs left by packs to the same OUT whose process is gone (killed packs).
+    Only this machine's: on a shared file system another machine's pid means nothing here."""
     if not out.parent.is_dir():
         return
-    for p in out.parent.glob(f".{out.name}.tmp-*"):
-        pid = p.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not _pid_alive(int(pid)):
+    prefix = f".{out.name}.tmp-"
+    for p in out.parent.glob(prefix + "*"):
+        host, _, pid = p.name[len(prefix) :].rpartition("-")
+        if host in ("", _host()) and pid.isdigit() and not _pid_alive(int(pid)):
             shutil.rmtree(p, ignore_errors=True)
 
 
@@ -135,7 +143,7 @@ def temp_dir(out: Path) -> Path:
     """A fresh hidden sibling of OUT to build in (stale ones of dead processes removed)."""
     _clean_stale(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    tmp = out.parent / f".{out.name}.tmp-{_host()}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     return tmp

@@ -142,7 +142,9 @@ def synthetic_rate(conf: dict, dev: str, steps: int, cudnn_benchmark: bool = Tru
     sched = build_scheduler(opt, 10**6, 0)
     ctx = StepContext(device, torch.bfloat16, None, True)
     b, res = conf["batch"], conf["res"]
-    fake = [(torch.randn(b, 3, res, res, device=device), torch.randint(0, 10, (b,), device=device))]
+    images = torch.randn(b, 3, res, res, device=device)
+    images = images.contiguous(memory_format=torch.channels_last)  # as the loader hands over
+    fake = [(images, torch.randint(0, 10, (b,), device=device))]
     crit = torch.nn.CrossEntropyLoss()
     model.train()
     train_epoch(model, fake * 3, opt, sched, crit, ctx)  # warm-up (cuDNN autotuning)

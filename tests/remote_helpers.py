@@ -66,12 +66,16 @@ def stop_fsspec_io() -> None:
         return
     from fsspec.spec import AbstractFileSystem
 
+    loop, thread = asyn.loop[0], asyn.iothread[0]
     stack = [AbstractFileSystem]
     while stack:
         cls = stack.pop()
+        for fs in list(cls._cache.values()):
+            session = getattr(fs, "_session", None)  # the http filesystem's aiohttp session
+            if session is not None and not session.closed:
+                asyn.sync(loop, session.close)
         cls.clear_instance_cache()
         stack.extend(cls.__subclasses__())
-    loop, thread = asyn.loop[0], asyn.iothread[0]
     loop.call_soon_threadsafe(loop.stop)
     thread.join(10)
     if loop._default_executor is not None:

@@ -191,3 +191,16 @@ def test_s3_through_a_moto_server(packed, tmp_path, monkeypatch):
         assert epoch(remote) == epoch(_loader(packed, order="partitioned"))
     finally:
         srv.stop()
+
+
+def test_inspect_a_url_from_the_command_line(packed, server, tmp_path, monkeypatch, capsys):
+    from augpipe.cli.main import main
+
+    monkeypatch.setenv("AUGPIPE_CACHE_DIR", str(tmp_path))
+    assert main(["inspect", server.url, "--verify", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["path"] == server.url and out["count"] == len(ShardDataset(packed))
+    assert out["verify"]["ok"] and out["bytes_on_disk"] == out["shard_bytes"]
+    monkeypatch.setenv("AUGPIPE_CACHE_LIMIT", "a lot")
+    assert main(["inspect", server.url]) == 2
+    assert "cache_limit: expected a size such as '50GB'" in capsys.readouterr().err

@@ -34,7 +34,7 @@ class ShardFeeder:
         self.cache, self.names, self.shard_of = cache, list(names), shard_of
         self.bytes = np.array([cache.size[n] for n in self.names], dtype=np.int64)
         self._index = {n: i for i, n in enumerate(self.names)}
-        self._pins: dict[int, list[str]] = {}
+        self._pins: dict[tuple[int, int], list[str]] = {}  # (epoch, batch) -> shards
         self._now = 0
         self._schedule: NodeSchedule | None = None
         self._stop = threading.Event()
@@ -57,7 +57,10 @@ class ShardFeeder:
         return schedule
 
     def begin(self, schedule: NodeSchedule, start: int) -> None:
-        self.end()
+        """Start prefetching for an epoch whose next batch is ``start``."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
         self._schedule, self._now = schedule, start
         self.cache.next_use = self._next_use
         self._stop.clear()
@@ -71,29 +74,32 @@ class ShardFeeder:
             return float("inf")
         return self._schedule.next_use(s, self._now)
 
-    def acquire(self, b: int, indices: np.ndarray) -> None:
-        """Pin (and fetch if need be) the shards of batch ``b`` before a worker builds it."""
+    def acquire(self, epoch: int, b: int, indices: np.ndarray) -> None:
+        """Pin (and fetch if need be) the shards of batch ``b`` of ``epoch`` before a worker
+        builds it."""
         names = [self.names[s] for s in np.unique(self.shard_of(indices))]
         for name in names:
             self.cache.pin(name)
-        self._pins[b] = names
+        self._pins[(epoch, b)] = names
         for name in names:
             self.cache.ensure(name, required=True)
 
-    def release(self, b: int) -> None:
-        """The consumer is past batch ``b``."""
-        for name in self._pins.pop(b, ()):
+    def release(self, epoch: int, b: int) -> None:
+        """The consumer is past batch ``b`` of ``epoch``."""
+        for name in self._pins.pop((epoch, b), ()):
             self.cache.unpin(name)
         self._now = max(self._now, b + 1)
 
-    def end(self) -> None:
-        """Stop prefetching and drop every pin (end of epoch, break, close)."""
+    def end(self, epoch: int | None = None) -> None:
+        """Stop prefetching and drop the pins of ``epoch`` and before (None: every pin; a
+        batch of a later epoch may already be with a worker)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
             self._thread = None
-        for b in list(self._pins):
-            self.release(b)
+        for key in [k for k in self._pins if epoch is None or k[0] <= epoch]:
+            for name in self._pins.pop(key):
+                self.cache.unpin(name)
         self.cache.next_use = None
 
     def _prefetch(self) -> None:

@@ -334,16 +334,16 @@ class Loader:
                     free.append(held)
                     held = None
                 if feeder is not None and b > start:
-                    feeder.release(b - 1)
+                    feeder.release(epoch, b - 1)
                 if self._pool is None:
                     slot = free.pop()
                     if feeder is not None:
-                        feeder.acquire(b, plan.batch(b))
+                        feeder.acquire(epoch, b, plan.batch(b))
                     self._run_here(plan.batch(b), slot, epoch, b)
                 else:
                     while submitted < plan.n_batches and free:
                         if feeder is not None:
-                            feeder.acquire(submitted, plan.batch(submitted))
+                            feeder.acquire(epoch, submitted, plan.batch(submitted))
                         self._pool.submit(submitted, free.pop(0), plan.batch(submitted),
                                           self.seed, epoch)  # fmt: skip
                         submitted += 1
@@ -368,8 +368,8 @@ class Loader:
                 yield out
             finished = True
         finally:
-            if feeder is not None:
-                feeder.end()
+            if feeder is not None:  # this epoch's pins; all of them when broken off
+                feeder.end(epoch if finished else None)
             if not finished:  # break, exception, close(): stop the workers, free the memory
                 self._stop()
 

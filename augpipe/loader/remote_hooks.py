@@ -122,8 +122,12 @@ def window(loader) -> int:
 
 
 def node_schedule(loader, epoch: int):
-    plans = [loader._plan(epoch, r) for r in local_ranks(loader)]
-    return loader._feeder.check(plans, window(loader), f"epoch {epoch}")
+    ranks = local_ranks(loader)
+    plans = [loader._plan(epoch, r) for r in ranks]
+    # ranks of a node keep step within one batch of each other (each step's collective), so a
+    # node's window is one batch longer than a rank's
+    steps = window(loader) + (1 if len(ranks) > 1 else 0)
+    return loader._feeder.check(plans, steps, f"epoch {epoch}")
 
 
 def make_feeder(loader):

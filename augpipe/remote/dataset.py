@@ -128,6 +128,17 @@ class RemoteShardDataset(ShardDataset):
                       cache_limit=state["cache_limit"], storage_options=state["storage_options"],
                       _meta=state["meta"])  # fmt: skip
 
+    def to_dict(self) -> dict:
+        """Plain data for a fresh worker interpreter (``from_dict`` rebuilds it there from the
+        manifest this process read, checked by its hash)."""
+        return self.__getstate__()
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RemoteShardDataset:
+        obj = cls.__new__(cls)
+        obj.__setstate__(data)
+        return obj
+
     def __repr__(self) -> str:
         return (f"RemoteShardDataset({self.url!r}: {len(self)} records, {len(self._names)} "
                 f"shard(s), cache {self.cache.dir!r})")  # fmt: skip
@@ -155,8 +166,10 @@ class RemoteShardDataset(ShardDataset):
         self._envs, self._txns = [], []
 
     def shard_files(self):
+        """The shards' files in the cache, each downloaded first if it is not there."""
         from pathlib import Path
 
+        self.fetch_all()
         return [Path(self.cache.path(n)) for n in self._names]
 
     def fetch_all(self) -> None:

@@ -32,8 +32,8 @@ def run(args) -> int:
         from augpipe.remote import inspect as remote_inspect
 
         ds = ShardDataset(args.path)
-        summary = remote_inspect.summary(ds)
         problems = remote_inspect.verify(ds, progress) if args.verify else None
+        summary = remote_inspect.summary(ds)  # after verify: what the cache now holds
     else:
         summary = inspect.summary(args.path)
         problems = inspect.verify(args.path, progress=progress) if args.verify else None

@@ -159,3 +159,17 @@ def test_stale_temp_dirs_of_other_machines_are_left_alone(src, tmp_path):
     pack(src, tmp_path / "p", format="raw", part=(0, 2), progress=False)
     assert not mine.exists() and not old_style.exists() and other.exists()
     assert (tmp_path / "p" / parts.PART_JSON).is_file()
+
+
+def test_a_finished_part_is_replaced_only_with_overwrite(src, tmp_path, capsys):
+    d = str(tmp_path / "p0")
+    args = ["pack", str(src), d, "--part", "0/2", *OPTS]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main(args) == 2 and "already exists" in _err(capsys)
+    assert main([*args, "--overwrite"]) == 0
+    capsys.readouterr()
+    assert main(["pack", str(src), str(tmp_path / "ds"), *OPTS]) == 0
+    capsys.readouterr()
+    ds_as_part = ["pack", str(src), str(tmp_path / "ds"), "--part", "0/2", *OPTS, "--overwrite"]
+    assert main(ds_as_part) == 2 and "is not a pack part" in _err(capsys)

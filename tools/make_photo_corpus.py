@@ -2,10 +2,15 @@
 
     python tools/make_photo_corpus.py /usr/share/backgrounds/mate/nature data/corpus/photos \
         --n 5000 --classes 10 --seed 0 --workers 2
+    python tools/make_photo_corpus.py /usr/share/backgrounds/mate/nature \
+        data/corpus/detail/photos --preset detail --n 5000 --classes 10 --seed 0 --workers 2
 
 Each output image is a random crop of one source photo, downscaled (INTER_AREA) to an
-ImageNet-like size: short side mostly 300-500 (mean size about 400x350), aspect ratio 3:4..4:3
-and occasionally wider, saved as JPEG quality 90. Photos are dealt to the K classes round-robin,
+ImageNet-like size: short side mostly 300-500 (mean size about 414x376), aspect ratio 3:4..4:3
+and occasionally wider, saved as JPEG quality 90 (about 23 KiB). ``--preset detail`` makes the
+second benchmark corpus: larger images (short side mostly 330-560, mean about 468x411) saved at
+quality 95, which keeps more of the photos' fine detail (about 40 KiB per image), so that no
+speed figure holds for one kind of image only. Photos are dealt to the K classes round-robin,
 so a class's images come from its own photos (learnable, like real classes). Every parameter of
 image i is drawn from a generator seeded with (seed, i): the corpus is byte-identical whatever
 --workers is. The corpus is never committed (benchmarks only; tests make their own data).
@@ -43,9 +48,17 @@ def _photo(path: str) -> np.ndarray:
     return _cache[path]
 
 
-def draw_size(rng: np.random.Generator) -> tuple[int, int]:
+# per preset: short side (mean, sd, lo, hi), source region / output size (lo, hi), quality
+PRESETS = {
+    "standard": {"short": (355, 45, 300, 500), "zoom": (1.0, 4.0), "quality": 90},
+    "detail": {"short": (400, 45, 330, 560), "zoom": (1.0, 2.5), "quality": 95},
+}
+
+
+def draw_size(rng: np.random.Generator, short_dist=PRESETS["standard"]["short"]) -> tuple[int, int]:
     """(height, width) of one output image, ImageNet-like."""
-    short = int(np.clip(rng.normal(355, 45), 300, 500))
+    mean, sd, lo, hi = short_dist
+    short = int(np.clip(rng.normal(mean, sd), lo, hi))
     if rng.random() < 0.9:
         ratio = float(np.exp(rng.uniform(np.log(1.0), np.log(4 / 3))))  # 1:1 .. 4:3
     else:
@@ -56,16 +69,19 @@ def draw_size(rng: np.random.Generator) -> tuple[int, int]:
     return long, short
 
 
-def make_one(job: tuple[int, int, str, str, int]) -> tuple[int, int, int]:
+def make_one(job: tuple[int, int, str, str, int, str]) -> tuple[int, int, int]:
     """Write image ``i``; returns (height, width, bytes)."""
-    i, seed, photo, out_path, quality = job
+    i, seed, photo, out_path, quality, preset = job
     rng = np.random.default_rng([seed, i])
     src = _photo(photo)
-    out_h, out_w = draw_size(rng)
+    out_h, out_w = draw_size(rng, PRESETS[preset]["short"])
     sh, sw = src.shape[:2]
-    # Region in the source with the output's aspect, 1x..4x the output size (clamped to the photo).
+    # Region in the source with the output's aspect, zoom[0]..zoom[1] times the output size
+    # (clamped to the photo).
     max_scale = min(sh / out_h, sw / out_w)
-    scale = float(np.exp(rng.uniform(0.0, np.log(max(1.0, min(4.0, max_scale))))))
+    zlo, zhi = PRESETS[preset]["zoom"]
+    lo = min(zlo, max(1.0, max_scale))
+    scale = float(np.exp(rng.uniform(np.log(lo), np.log(max(lo, min(zhi, max_scale))))))
     scale = min(scale, max_scale)
     rh, rw = max(1, int(out_h * scale)), max(1, int(out_w * scale))
     y0 = int(rng.integers(0, sh - rh + 1))
@@ -89,9 +105,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=5000, help="number of images")
     ap.add_argument("--classes", type=int, default=10, help="number of class folders")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--quality", type=int, default=90, help="JPEG quality")
+    ap.add_argument("--preset", choices=sorted(PRESETS), default="standard",
+                    help="image sizes, detail and quality (see above)")  # fmt: skip
+    ap.add_argument("--quality", type=int, default=None,
+                    help="JPEG quality (default: the preset's, 90 or 95)")  # fmt: skip
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = ap.parse_args(argv)
+    if args.quality is None:
+        args.quality = PRESETS[args.preset]["quality"]
     if args.n < 1 or args.classes < 1 or not 1 <= args.quality <= 100:
         ap.error("--n and --classes must be >= 1 and --quality in 1..100")
 
@@ -111,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         photo = by_class[c][int(rng.integers(len(by_class[c])))]
         folder = args.out / f"class_{c:02d}"
         folder.mkdir(parents=True, exist_ok=True)
-        jobs.append((i, args.seed, photo, str(folder / f"{i:05d}.jpg"), args.quality))
+        jobs.append((i, args.seed, photo, str(folder / f"{i:05d}.jpg"), args.quality,
+                     args.preset))  # fmt: skip
 
     sizes = []
     with ProcessPoolExecutor(max_workers=max(1, args.workers)) as pool:

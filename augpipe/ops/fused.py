@@ -11,9 +11,11 @@
 
 The per-sample decisions run in Numba too (``_render``), so a sample costs one Python call.
 
-Numba's on-disk cache is keyed on each file's own source: the kernels compiled into ``_render``
-stay cached here after ``kernels.py`` or ``simd.py`` changes. After editing those, touch this
-file (or clear ``augpipe/ops/__pycache__``) so that the new kernels are used.
+Numba's on-disk cache is keyed on each file's own text (a hash of it, not its time), and the
+kernels compiled into ``_render`` are part of its cached machine code: ``_KERNELS_DIGEST`` below
+is a digest of the kernels' sources, so that this file's text, and with it the cache key, changes
+whenever they do (``tests/test_ops_kernels.py`` checks it and prints the new value). A module
+whose kernels ``_render`` calls belongs in ``_KERNEL_SOURCES``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ from augpipe.ops.pixel import tile as tile_ops
 # the record's program fields (``augpipe.ops.params``), in the order ``_render`` unpacks them
 PROGRAM_FIELDS = ("prog", "parg", "geo", "clip", "pfill", "ebox", "emode", "ecol", "estd", "ekey",
                   "nchain", "chain", "carg", "cgeo", "cmix", "cm")  # fmt: skip
+# Numba's cache key of _render: the sources of the kernels it calls (see the module docstring)
+_KERNEL_SOURCES = ("kernels.py", "simd.py", "pixel/tile.py", "pixel/program.py")
+_KERNELS_DIGEST = "9ded1622b5fcca25"
 _GRID = 17  # the map's bounding box is taken over a 17 x 17 grid of output points
 
 

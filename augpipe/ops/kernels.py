@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from augpipe.ops.simd import lerp_pixel, lerp_pixel2
+from augpipe.ops.simd import gather4, lerp_pixel2
 
 _FAST = dict(nogil=True, cache=True, fastmath=True, error_model="numpy", boundscheck=False)
 # What one gathered output pixel (``simd.lerp_pixel``) costs in contiguous, vectorised element
@@ -87,10 +87,21 @@ def _lerp_rows_u8(a, b, f, orow):
 
 
 @njit(**_FAST)
-def _hgather(frow, xu, wx, bgr, dst):
-    # left to right: each pixel's spare 4th lane is overwritten by the next pixel
-    for o in range(xu.shape[0]):
-        lerp_pixel(frow, xu[o], wx[o], dst, 3 * o, bgr)
+def weight_table(wt, wt4):
+    """wt4[16 g + 3 p + c] = wt[4 g + p] (c = 0..2): the per-lane weights ``gather4`` loads for
+    pixels 4 g .. 4 g + 3 (lanes 12..15 of a group, and pixels past ``len(wt)``, get 0)."""
+    wt4[:] = 0.0
+    for o in range(wt.shape[0]):
+        base = 16 * (o // 4) + 3 * (o % 4)
+        for c in range(3):
+            wt4[base + c] = wt[o]
+
+
+@njit(**_FAST)
+def _hgather(frow, xu, wt4, bgr, dst):
+    # four pixels per step, left to right: each step's spare lanes are overwritten by the next
+    for o in range(0, xu.shape[0], 4):
+        gather4(frow, xu, wt4, o, dst, 3 * o, bgr)
 
 
 @njit(**_FAST)
@@ -99,14 +110,16 @@ def resize_axis(src, bgr, ax, bx, ay, by, cmat, coff, color, out):
 
     Separable, in whichever order costs less: vertical first (each output row blends two
     source rows over the crop's columns, then gathers its pixels) or horizontal first (each
-    source row the output needs is converted to float and resampled once, then output rows
-    blend two of them), which wins when the crop has fewer rows than the output. Every
-    contiguous pass vectorises; the horizontal gather blends a whole pixel per step
-    (``simd.lerp_pixel``) through per-column tables of offsets and weights. A negative ``ax``
-    flips (decreasing offsets); the BGR swap is a lane shuffle inside the gather.
+    source row the output needs is converted to float over the crop's columns and resampled
+    once, then output rows blend two of them), which wins when the crop has fewer rows than the
+    output. Every contiguous pass vectorises; the horizontal gather blends four pixels per step
+    (``simd.gather4``) through per-column tables of offsets and weights and, without colour
+    ops, rounds into the output row itself. A negative ``ax`` flips (decreasing offsets); the
+    BGR swap is a lane shuffle inside the gather.
     """
     H, W = out.shape[0], out.shape[1]
     h, w = src.shape[0], src.shape[1]
+    W4 = (W + 3) // 4 * 4  # the gather's steps cover whole groups of 4 pixels
     xi = np.empty(W, np.int64)
     wx = np.empty(W, np.float32)
     yi = np.empty(H, np.int64)
@@ -126,22 +139,29 @@ def resize_axis(src, bgr, ax, bx, ay, by, cmat, coff, color, out):
     src2 = src.reshape(h, w * 3)
     out2 = out.reshape(H, W * 3)
     hfirst = rows * (W * _GATHER_COST + n) + H * W * 3 < H * (n + W * _GATHER_COST + W * 3)
-    base = 0 if hfirst else cmin * 3
-    xu = np.empty(W, np.uint32)  # unsigned: no negative-index wraparound code in the gather
+    base = cmin * 3
+    xu = np.empty(W4, np.uint32)  # unsigned: no negative-index wraparound code in the gather
     for o in range(W):
         xu[o] = xi[o] * 3 - base
-    frow = np.empty(W * 3 + 1, np.float32)  # +1: the gather's spare lane
+    for o in range(W, W4):  # the last group's missing pixels: any valid offset, weight 0
+        xu[o] = xu[W - 1]
+    wt4 = np.empty(4 * W4, np.float32)
+    weight_table(wx, wt4)
+    frow = np.empty(W4 * 3 + 16, np.float32)  # + 16: the gather's spare lanes
+    # rounding straight into the output row spills up to 16 spare bytes into the next row
+    # (written after it); the last row goes through frow
+    spill = 3 * W4 + 16 - 3 * W
     if hfirst:
-        fsrc = np.zeros(w * 3 + 4, np.float32)  # +4 zeros: the spare lane and a 1-wide source
-        ring = np.empty((2, W * 3 + 1), np.float32)
+        fsrc = np.zeros(n + 8, np.float32)  # + 8 zeros: the spare lanes and a 1-wide source
+        ring = np.empty((2, W4 * 3 + 16), np.float32)
         held = np.full(2, -1, np.int64)  # source row held in each ring slot (slot = parity)
         for oy in range(H):
             y0 = yi[oy]
             y1 = min(y0 + 1, h - 1)
             for y in (y0, y1):
                 if held[y & 1] != y:
-                    _to_float(src2[y], fsrc)
-                    _hgather(fsrc, xu, wx, bgr, ring[y & 1])
+                    _to_float(src2[y, base : base + n], fsrc)
+                    _hgather(fsrc, xu, wt4, bgr, ring[y & 1])
                     held[y & 1] = y
             a = ring[y0 & 1, : W * 3]
             b = ring[y1 & 1, : W * 3]
@@ -151,16 +171,20 @@ def resize_axis(src, bgr, ax, bx, ay, by, cmat, coff, color, out):
             else:
                 _lerp_rows_u8(a, b, wy[oy], out2[oy])
     else:
-        tmp = np.zeros(n + 4, np.float32)  # +4 zeros: the spare lane and a 1-wide source
+        tmp = np.zeros(n + 8, np.float32)  # + 8 zeros: the spare lanes and a 1-wide source
+        flat = out.reshape(H * W * 3)
         for oy in range(H):
             y0 = yi[oy]
             r0 = src2[y0, base : base + n]
             r1 = src2[min(y0 + 1, h - 1), base : base + n]
             _lerp_rows(r0, r1, wy[oy], tmp[:n])
-            _hgather(tmp, xu, wx, bgr, frow)
             if color:
+                _hgather(tmp, xu, wt4, bgr, frow)
                 _color_row(frow, cmat, coff, out2[oy])
+            elif (H - 1 - oy) * W * 3 >= spill:
+                _hgather(tmp, xu, wt4, bgr, flat[oy * W * 3 :])
             else:
+                _hgather(tmp, xu, wt4, bgr, frow)
                 _round_row(frow, out2[oy])
 
 

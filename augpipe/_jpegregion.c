@@ -1,6 +1,6 @@
 /* Region JPEG decoding with libjpeg-turbo: decode only the rows and columns a crop needs.
  *
- * decode_region(buf, y0, y1, x0, x1, denom=1, out=None, fast=False, fancy=True)
+ * decode_region(buf, y0, y1, x0, x1, denom=1, out=None, fast=False, fancy=True, restart=True)
  *     -> (data, y0, x0, h, w)
  *
  * Decodes rows [y0, y1) and columns [x0, x1) of the image scaled by 1/denom (denom in 1, 2, 4,
@@ -15,6 +15,16 @@
  * returned as ``data``; otherwise a new bytearray is returned. ``fast`` selects JDCT_IFAST
  * instead of JDCT_ISLOW; ``fancy`` False uses libjpeg's cheaper chroma upsampling.
  *
+ * Restart markers (``restart``): a baseline JPEG whose restart interval is one MCU row (what
+ * ``augpipe pack --restart-rows`` writes) has an entropy-coded segment per MCU row, each
+ * decodable on its own (DC predictions restart, the segment starts on a byte). For a region
+ * that starts below the top, the rows above are then not even entropy-decoded: a shorter JPEG is
+ * assembled (the same tables, the frame height reduced, the segments from the MCU row above the
+ * region's first row on, restart markers renumbered from 0) and decoded instead. Its first row
+ * differs from a whole decode (the chroma upsampler sees it as the image's top edge), so the cut
+ * is made at least one row above the region: the pixels returned are the same as without it.
+ * Any other JPEG (no or another restart interval, progressive, several scans) decodes as before.
+ *
  * Errors (corrupt or truncated data, libjpeg warnings included, CMYK input, a short ``out``)
  * raise ValueError; libjpeg never prints and never exits. The GIL is released while libjpeg
  * runs.
@@ -24,6 +34,7 @@
 
 #include <setjmp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <jpeglib.h>
@@ -59,15 +70,120 @@ struct job {
     struct region_err err;
     const unsigned char *src;
     unsigned long src_len;
-    int denom, fast, fancy;
+    int denom, fast, fancy, restart;
     JDIMENSION y0, y1, x0, x1;
     unsigned char *dst;
+    unsigned char *sub; /* the JPEG without the MCU rows above the region, or NULL */
+    JDIMENSION row0;    /* scaled rows cut off above by ``sub`` */
 };
+
+static unsigned be16(const unsigned char *p)
+{
+    return ((unsigned)p[0] << 8) | p[1];
+}
+
+/* Where the next marker starts at or after p in entropy-coded data (0xFF not followed by 0x00
+ * or a fill byte), or NULL. */
+static const unsigned char *next_marker(const unsigned char *p, const unsigned char *end)
+{
+    while (p + 1 < end) {
+        p = memchr(p, 0xFF, (size_t)(end - p - 1));
+        if (p == NULL)
+            return NULL;
+        if (p[1] != 0x00 && p[1] != 0xFF)
+            return p;
+        p += p[1] == 0x00 ? 2 : 1;
+    }
+    return NULL;
+}
+
+/* Build j->sub when the JPEG has one restart interval per MCU row and the region starts at
+ * least one MCU row (+ 1 row) down; otherwise leave it NULL (decode the JPEG as it is). Never
+ * fails: anything unexpected just keeps the whole JPEG, whose decode then reports errors. */
+static void cut_rows_above(struct job *j)
+{
+    const unsigned char *s = j->src, *end = j->src + j->src_len, *p = s + 2;
+    const unsigned char *sof = NULL, *sos_end = NULL;
+    unsigned restart = 0, ncomp = 0, hmax = 1, vmax = 1, width = 0, height = 0;
+    if (!j->restart || j->y0 < 2 || j->src_len < 4 || s[0] != 0xFF || s[1] != 0xD8)
+        return;
+    while (p + 4 <= end && sos_end == NULL) { /* the marker segments up to the scan */
+        if (p[0] != 0xFF)
+            return;
+        unsigned m = p[1], len = be16(p + 2);
+        if (m == 0xFF) {
+            p++;
+            continue;
+        }
+        if (len < 2 || p + 2 + len > end)
+            return;
+        if (m == 0xC0 || m == 0xC1) { /* baseline / extended sequential, Huffman */
+            if (len < 8)
+                return;
+            sof = p;
+            height = be16(p + 5);
+            width = be16(p + 7);
+            ncomp = p[9];
+            if (len < 8 + 3 * ncomp || ncomp == 0)
+                return;
+            for (unsigned c = 0; c < ncomp; c++) {
+                unsigned hs = p[11 + 3 * c] >> 4, vs = p[11 + 3 * c] & 15;
+                hmax = hs > hmax ? hs : hmax;
+                vmax = vs > vmax ? vs : vmax;
+            }
+        } else if ((m >= 0xC2 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC)) {
+            return; /* progressive, lossless, arithmetic coding: not cut */
+        } else if (m == 0xDD && len == 4) {
+            restart = be16(p + 4);
+        } else if (m == 0xDA) {
+            if (sof == NULL || p[4] != ncomp) /* one interleaved scan only */
+                return;
+            sos_end = p + 2 + len;
+        }
+        p += 2 + len;
+    }
+    if (sos_end == NULL || width == 0 || height == 0 || hmax > 4 || vmax > 4)
+        return;
+    unsigned mcu_h = 8 * vmax, mcux = (width + 8 * hmax - 1) / (8 * hmax);
+    /* the row above the region's first row must be decoded too (chroma upsampling context) */
+    unsigned r0 = (unsigned)((j->y0 * (JDIMENSION)j->denom - 1) / mcu_h);
+    if (restart != mcux || r0 == 0 || r0 * mcu_h >= height)
+        return;
+    const unsigned char *q = sos_end; /* find the r0-th restart marker */
+    for (unsigned k = 0; k < r0; k++) {
+        q = next_marker(q, end);
+        if (q == NULL || q[1] != 0xD0 + (k & 7))
+            return;
+        q += 2;
+    }
+    size_t head = (size_t)(sos_end - s), tail = (size_t)(end - q);
+    unsigned char *sub = malloc(head + tail);
+    if (sub == NULL)
+        return;
+    memcpy(sub, s, head);
+    memcpy(sub + head, q, tail);
+    unsigned h2 = height - r0 * mcu_h;
+    sub[(sof - s) + 5] = (unsigned char)(h2 >> 8);
+    sub[(sof - s) + 6] = (unsigned char)(h2 & 255);
+    unsigned char *r = sub + head, *send = sub + head + tail;
+    while ((r = (unsigned char *)next_marker(r, send)) != NULL) { /* renumber from RST0 */
+        if (r[1] >= 0xD0 && r[1] <= 0xD7)
+            r[1] = (unsigned char)(0xD0 + ((r[1] - 0xD0 + 8 - (r0 & 7)) & 7));
+        r += 2;
+    }
+    j->sub = sub;
+    j->src = sub;
+    j->src_len = (unsigned long)(head + tail);
+    j->row0 = r0 * mcu_h / (unsigned)j->denom;
+    j->y0 -= j->row0;
+    j->y1 -= j->row0;
+}
 
 /* Phase 1, without the GIL: header, scaling, start, column crop. 0 or -1 (message in err). */
 static int start(struct job *j)
 {
     struct jpeg_decompress_struct *c = &j->cinfo;
+    cut_rows_above(j);
     if (setjmp(j->err.jump))
         return -1;
     jpeg_mem_src(c, j->src, j->src_len);
@@ -136,14 +252,15 @@ static int finish(struct job *j)
 
 static PyObject *decode_region(PyObject *self, PyObject *args, PyObject *kw)
 {
-    static char *names[] = {"buf", "y0", "y1", "x0", "x1", "denom", "out", "fast", "fancy", NULL};
+    static char *names[] = {"buf",   "y0",  "y1",   "x0",    "x1",      "denom",
+                            "out",   "fast", "fancy", "restart", NULL};
     Py_buffer src = {0}, dst = {0};
     Py_ssize_t y0, y1, x0, x1;
-    int denom = 1, fast = 0, fancy = 1, rc;
+    int denom = 1, fast = 0, fancy = 1, restart = 1, rc;
     PyObject *out = Py_None, *data = NULL, *result = NULL;
     (void)self;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "y*nnnn|iOpp", names, &src, &y0, &y1, &x0, &x1,
-                                     &denom, &out, &fast, &fancy))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "y*nnnn|iOppp", names, &src, &y0, &y1, &x0, &x1,
+                                     &denom, &out, &fast, &fancy, &restart))
         return NULL;
     if (denom != 1 && denom != 2 && denom != 4 && denom != 8) {
         PyErr_Format(PyExc_ValueError, "denom: expected 1, 2, 4 or 8, got %d", denom);
@@ -159,6 +276,7 @@ static PyObject *decode_region(PyObject *self, PyObject *args, PyObject *kw)
     j->denom = denom;
     j->fast = fast;
     j->fancy = fancy;
+    j->restart = restart;
     j->y0 = (JDIMENSION)(y0 < 0 ? 0 : y0 > 0xFFFFFF ? 0xFFFFFF : y0);
     j->y1 = (JDIMENSION)(y1 < 0 ? 0 : y1 > 0xFFFFFF ? 0xFFFFFF : y1);
     j->x0 = (JDIMENSION)(x0 < 0 ? 0 : x0 > 0xFFFFFF ? 0xFFFFFF : x0);
@@ -199,7 +317,7 @@ static PyObject *decode_region(PyObject *self, PyObject *args, PyObject *kw)
     Py_END_ALLOW_THREADS
     if (rc)
         goto fail;
-    result = Py_BuildValue("(Onnnn)", data, (Py_ssize_t)j->y0, (Py_ssize_t)j->x0,
+    result = Py_BuildValue("(Onnnn)", data, (Py_ssize_t)(j->y0 + j->row0), (Py_ssize_t)j->x0,
                            (Py_ssize_t)(j->y1 - j->y0), (Py_ssize_t)(j->x1 - j->x0));
     goto cleanup;
 fail:
@@ -207,6 +325,7 @@ fail:
                  j->err.msg[0] ? j->err.msg : "unknown libjpeg error");
 cleanup:
     jpeg_destroy_decompress(&j->cinfo);
+    free(j->sub);
     PyMem_Free(j);
 done:
     Py_XDECREF(data);
@@ -218,9 +337,10 @@ done:
 
 static PyMethodDef methods[] = {
     {"decode_region", (PyCFunction)(void (*)(void))decode_region, METH_VARARGS | METH_KEYWORDS,
-     "decode_region(buf, y0, y1, x0, x1, denom=1, out=None, fast=False, fancy=True) -> "
-     "(data, y0, x0, h, w): RGB rows [y0, y1) and columns [x0, x1) of the JPEG scaled by "
-     "1/denom, columns widened to iMCU boundaries; ValueError on a bad JPEG."},
+     "decode_region(buf, y0, y1, x0, x1, denom=1, out=None, fast=False, fancy=True, "
+     "restart=True) -> (data, y0, x0, h, w): RGB rows [y0, y1) and columns [x0, x1) of the "
+     "JPEG scaled by 1/denom, columns widened to iMCU boundaries, rows above skipped by restart "
+     "markers when each MCU row has one; ValueError on a bad JPEG."},
     {NULL, NULL, 0, NULL},
 };
 

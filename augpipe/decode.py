@@ -18,12 +18,22 @@ it needs the libjpeg headers at install time, ``apt-get install libjpeg-dev``; `
 says whether it is active): only the rows and columns of the sample's source bounding box are
 decoded, at the same DCT scale. libjpeg-turbo skips the IDCT, upsampling and colour conversion
 of the rows above (``jpeg_skip_scanlines``) and of the columns outside (``jpeg_crop_scanline``),
-and never reads the rows below. It decodes with JDCT_ISLOW and fancy upsampling, libjpeg's
-defaults and what cv2.imdecode uses: its pixels equal cv2's bit for bit, and, measured, equal a
-full decode's everywhere except the first and last column of a cropped band (the chroma
-upsampler sees those as image edges), so one extra column is decoded on each side and never
-sampled. JDCT_IFAST was ~3% faster and off by 1.0 on average; plain upsampling ~10% faster but
-up to 19 off at colour edges: neither was worth it. A record the extension cannot decode (CMYK,
+and never reads the rows below. Records packed with restart markers (``augpipe pack
+--restart-rows``: one restart interval per MCU row, +0.2% bytes) skip even the entropy decoding
+of the rows above, which is half of a decode's time at q90 (``_jpegregion``'s docstring);
+measured on the standard crops: ~10% less decode time, the same pixels.
+
+Which decoder arithmetic (``fast``, Compose's ``fast_decode``): by default the region decode uses
+libjpeg's fast integer IDCT and merged (box) chroma upsampling, the arithmetic of the whole-image
+path's simplejpeg decode (``fastdct``, ``fastupsample``): the two give the same pixels bit for
+bit, and a region equals the same part of a whole decode, edge columns included. Measured on
+the standard crops of both benchmark corpora (one core, per-image minimum of 5): 25% less
+decode time than libjpeg's defaults (accurate IDCT, fancy upsampling; 225 -> 169 us on the q90
+corpus, 377 -> 314 us on the q95 one) for decoded pixels at a PSNR of 43-45 dB against them
+(the augmented outputs: see docs/transforms.md for the bound the tests hold). ``fast=False``
+keeps libjpeg's defaults, which equal cv2.imdecode bit for bit; their band's first and last
+column differ from a whole decode (the fancy upsampler sees them as image edges), so one extra
+column is decoded on each side and never sampled. A record the extension cannot decode (CMYK,
 12-bit, corrupt data: libjpeg's warnings count as errors there) goes through ``load`` instead.
 """
 
@@ -127,9 +137,9 @@ def load_region(dataset, i: int, scale: float, box, step: float = 1.0, fast: boo
     d = dct_factor(scale)
     hd, wd = -(-h // d), -(-w // d)
     # box-filter blocks (factor f) overhang the box by f - 1 pixels, bilinear sampling reads 1
-    # pixel past the box's edge pixels, and a cropped band's edge columns differ from a full
-    # decode's (+ 1 each side, never sampled); the warp kernel's own padding is already in the
-    # box (augpipe.ops.fused.source_boxes)
+    # pixel past the box's edge pixels, and with fancy upsampling (fast=False) a cropped band's
+    # edge columns differ from a full decode's (+ 1 each side, never sampled); the warp kernel's
+    # own padding is already in the box (augpipe.ops.fused.source_boxes)
     f = int(step / d) if step / d > 2.0 else 1
     m = f + 1
     y0 = max(int(math.floor(box[0] / d)) - m, 0)
@@ -140,7 +150,9 @@ def load_region(dataset, i: int, scale: float, box, step: float = 1.0, fast: boo
         y0, y1, x0, x1 = 0, 1, 0, 1
     out = _buffer(hd * wd * 3) if reuse else None
     try:
-        data, oy, ox, rh, rw = _jpegregion.decode_region(dataset.raw(i), y0, y1, x0, x1, d, out)
+        data, oy, ox, rh, rw = _jpegregion.decode_region(
+            dataset.raw(i), y0, y1, x0, x1, d, out, fast, not fast
+        )
     except ValueError:  # CMYK, 12-bit, damaged data ...: the full decoders decide
         return (*load(dataset, i, scale, fast), (0.0, 0.0))
     if oy != y0 or rh != y1 - y0 or ox > x0 or ox + rw < x1:

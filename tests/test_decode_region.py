@@ -13,6 +13,7 @@ import threading
 import cv2
 import numpy as np
 import pytest
+from jpeg_fakes import Jpegs, photo
 
 from augpipe import decode
 from augpipe import transforms as T
@@ -34,13 +35,6 @@ REDUCED = {
     4: cv2.IMREAD_REDUCED_COLOR_4,
     8: cv2.IMREAD_REDUCED_COLOR_8,
 }
-
-
-def _photo(h, w, seed=0):
-    rng = np.random.default_rng(seed)
-    small = rng.integers(0, 256, (max(2, h // 16), max(2, w // 16), 3), dtype=np.uint8)
-    img = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC).astype(np.int16)
-    return np.clip(img + rng.integers(-16, 16, img.shape), 0, 255).astype(np.uint8)
 
 
 def _jpeg(img, sub="420"):
@@ -68,7 +62,7 @@ def _crops(H, W, rng, n=25):
 @pytest.mark.parametrize("sub", ["420", "422", "444", "gray"])
 @pytest.mark.parametrize("d", [1, 2, 4, 8])
 def test_region_equals_full_decode_but_cut_edge_columns(sub, d):
-    img = _photo(203, 317, seed=d)
+    img = photo(203, 317, seed=d)
     buf = _jpeg(img[..., 0] if sub == "gray" else img, "420" if sub == "gray" else sub)
     full, oy, ox = _decode(buf, 0, 10**6, 0, 10**6, d)
     H, W = -(-203 // d), -(-317 // d)
@@ -93,7 +87,7 @@ def test_region_equals_full_decode_but_cut_edge_columns(sub, d):
 
 
 def test_out_buffer_is_filled_and_returned():
-    buf = _jpeg(_photo(64, 80))
+    buf = _jpeg(photo(64, 80))
     full, _, _ = _decode(buf, 0, 64, 0, 80)
     out = bytearray(64 * 80 * 3)
     data, oy, ox, h, w = R.decode_region(buf, 10, 30, 16, 48, 1, out)
@@ -119,7 +113,7 @@ def test_out_buffer_is_filled_and_returned():
     ],
 )
 def test_bad_input_raises_and_prints_nothing(payload, capfd):
-    buf = _jpeg(_photo(96, 96))
+    buf = _jpeg(photo(96, 96))
     if payload == "truncated":
         payload = buf[: len(buf) // 2]
     elif payload == "garbage body":
@@ -131,7 +125,7 @@ def test_bad_input_raises_and_prints_nothing(payload, capfd):
 
 
 def test_bad_arguments_raise():
-    buf = _jpeg(_photo(32, 32))
+    buf = _jpeg(photo(32, 32))
     with pytest.raises(ValueError, match="denom"):
         R.decode_region(buf, 0, 32, 0, 32, 3)
     with pytest.raises(ValueError, match="empty region"):
@@ -141,7 +135,7 @@ def test_bad_arguments_raise():
 
 
 def test_threads_decode_concurrently_and_correctly():
-    buf = _jpeg(_photo(120, 160))
+    buf = _jpeg(photo(120, 160))
     ref, _, _ = _decode(buf, 0, 120, 0, 160)
     results = []
 
@@ -157,28 +151,14 @@ def test_threads_decode_concurrently_and_correctly():
     assert len(results) == 80 and all(results)
 
 
-class _Jpegs:
-    """The slice of ShardDataset that run_batch uses, over in-memory JPEGs."""
-
-    encoding = "jpeg"
-    stats: dict = {}
-
-    def __init__(self, bufs, sizes):
-        self.payloads = [np.frombuffer(b, np.uint8) for b in bufs]
-        self.sizes = np.array(sizes, dtype=np.int32)
-
-    def raw(self, i):
-        return self.payloads[i]
-
-
 def _dataset():
     bufs, sizes = [], []
     for i, (h, w) in enumerate([(365, 401), (240, 320), (97, 131), (400, 300), (180, 260)]):
-        img = _photo(h, w, seed=i)
+        img = photo(h, w, seed=i)
         src = img[..., 0] if i == 4 else img  # one grayscale JPEG
         bufs.append(_jpeg(src, ["420", "444", "422", "420", "420"][i]))
         sizes.append((h, w))
-    return _Jpegs(bufs, sizes)
+    return Jpegs(bufs, sizes)
 
 
 @pytest.mark.parametrize(
@@ -227,9 +207,9 @@ def test_truncated_record_fails_only_when_the_crop_reaches_the_damage():
     # falls back to the full decoders, which reject the record: a DatasetError naming it
     from augpipe.errors import DatasetError
 
-    buf = _jpeg(_photo(256, 64))
-    ds = _Jpegs([buf[: len(buf) // 2]], [(256, 64)])
-    img, _, _, off = decode.load_region(ds, 0, 1.0, (0.0, 16.0, 0.0, 64.0))
+    buf = _jpeg(photo(256, 64))
+    ds = Jpegs([buf[: len(buf) // 2]], [(256, 64)])
+    img, _, _, off = decode.load_region(ds, 0, 1.0, (0.0, 16.0, 0.0, 64.0), fast=False)
     full, _, _ = _decode(buf, 0, 256, 0, 64)
     np.testing.assert_array_equal(img, full[: img.shape[0]])
     with pytest.raises(DatasetError, match="record 0"):

@@ -41,6 +41,12 @@ def register(sub) -> None:
         help="store source JPEGs that need no rotation/resize as they are (metadata "
         "stripped) instead of re-encoding: faster, no generation loss",
     )
+    p.add_argument(
+        "--restart-rows",
+        action="store_true",
+        help="write a JPEG restart marker after every row of 16-pixel blocks (+0.2%% bytes): "
+        "region decodes then skip the entropy decoding above each crop (~10%% faster decode)",
+    )
     size = p.add_mutually_exclusive_group()
     size.add_argument(
         "--max-side",
@@ -157,6 +163,7 @@ def run(args) -> int:
             max_pixels=args.max_pixels if args.max_pixels is not None else DEFAULT_MAX_PIXELS,
             overwrite=args.overwrite,
             keep_jpeg=args.keep_jpeg,
+            restart_rows=args.restart_rows,
             shuffle_seed=args.shuffle,
             part=args.part,
             progress=not args.no_progress,

@@ -193,6 +193,7 @@ def pack(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     overwrite: bool = False,
     keep_jpeg: bool = False,
+    restart_rows: bool = False,
     shuffle_seed: int | None = None,
     part=None,
     progress: bool = True,
@@ -207,6 +208,8 @@ def pack(
     Bad inputs are skipped and listed in ``out/skipped.tsv``; with ``strict=True`` the first one
     raises ``InputImageError`` naming the file and nothing is written. ``keep_jpeg=True``
     stores source JPEGs that need no change as they are (see ``imageio.load_for_pack``).
+    ``restart_rows=True`` writes a restart marker after every MCU row of the JPEGs it encodes
+    (+0.2% bytes), so that region decodes skip the entropy decoding above a crop.
     ``shuffle_seed``: pack the inputs in a seeded random order instead of sorted order.
     ``part="i/N"`` (or ``(i, N)``): write only part i (0-based) of N to ``out``, a part
     directory for ``augpipe.format.merge.merge``. ``coco`` (instances JSON, images under
@@ -241,6 +244,7 @@ def pack(
         "short_side": short_side,
         "max_pixels": max_pixels,
         "keep_jpeg": bool(keep_jpeg) and format == "jpeg",
+        "restart_rows": bool(restart_rows) and format == "jpeg",
     }
     options = manifest_options(opts, shard_size_mb, shuffle_seed)
     lo, hi = (0, len(items)) if part is None else parts.part_range(len(items), *part)
@@ -276,6 +280,7 @@ def manifest_options(opts: dict, shard_size_mb, shuffle_seed) -> dict:
         "short_side": opts["short_side"],
         "max_pixels": opts["max_pixels"],
         "keep_jpeg": opts["keep_jpeg"],
+        "restart_rows": opts.get("restart_rows", False),
         "shard_size_mb": shard_size_mb,
         "shuffle_seed": shuffle_seed,
     }

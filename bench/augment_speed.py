@@ -1,8 +1,12 @@
 """Decode + augment speed per core: augpipe's crop-aware decode and fused kernels vs OpenCV and
 torchvision v2, on the same images.
 
-    python bench/augment_speed.py [--packed data/corpus/packed] [--photos data/corpus/photos]
-        [--images 500] [--repeats 5] [--no-write] [--skip-peers]
+    python bench/augment_speed.py [--corpus both|standard|detail] [--images 500] [--repeats 5]
+        [--sizes 224,192,160] [--baseline REV] [--quick] [--no-write] [--skip-peers]
+
+Runs on each benchmark corpus (``bench.common.CORPORA``: the standard q90 one and the q95
+"detail" one; ``--packed``/``--photos`` name one other corpus instead). ``--quick``: the first
+120 images of each corpus, 2 repeats, a check that the script runs (figures not meaningful).
 
 Everything runs in this one process on one core (cv2.setNumThreads(1); Numba kernels are
 single-threaded), over the same records of the packed corpus; the torchvision v2 peer
@@ -19,6 +23,14 @@ Rows:
 - the same two augpipe pipelines on pre-decoded images (``apply``), to separate decode from warp;
 - torchvision v2 ``decode_jpeg + v2.RandomResizedCrop + v2.RandomHorizontalFlip``, one process.
 
+- the same decode-only and decode + augment rates of the standard pipeline at the other
+  ``--sizes`` (160 and 192: FFCV's low-resolution recipes), with the DCT scales chosen there;
+- kernel only, µs per image (``bench/kernel_time.py``): each record region-decoded, then the
+  fused kernel timed on the just-decoded pixels as a worker runs it, per-record minimum over
+  passes, for the standard and the warp pipeline at 224; with ``--baseline REV`` the same
+  driver also runs on a temporary checkout of REV (its C extension built there), alternating
+  with this tree, so that the before/after figures come from one run.
+
 Medians of ``--repeats`` interleaved timed passes after one warm-up pass; results go to
 bench/RESULTS.md (section "Augment speed") unless --no-write.
 """
@@ -28,7 +40,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -40,13 +54,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from augpipe import transforms as T  # noqa: E402
 from augpipe.format.dataset import ShardDataset  # noqa: E402
 from bench.common import (  # noqa: E402
-    PACKED,
-    PHOTOS,
+    CORPORA,
+    REPO,
     TV_VENV,
     PeerError,
     load_note,
     machine_metadata,
     metadata_line,
+    packed_quality,
+    quick_corpus,
     run_peer,
     shown,
     summarize,
@@ -58,6 +74,14 @@ def _has_simplejpeg() -> bool:
     from augpipe import decode
 
     return decode.simplejpeg is not None
+
+
+def _restart_rows(packed) -> bool:
+    try:
+        return bool(json.loads((Path(packed) / "manifest.json").read_text())["options"]
+                    .get("restart_rows", False))  # fmt: skip
+    except (OSError, KeyError, ValueError):
+        return False
 
 
 def pipelines(size: int):
@@ -75,21 +99,10 @@ def pipelines(size: int):
     return std, full
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--packed", default=str(PACKED))
-    ap.add_argument("--photos", default=str(PHOTOS))
-    ap.add_argument("--images", type=int, default=500)
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--size", type=int, default=224)
-    ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--tv-venv", default=str(TV_VENV))
-    ap.add_argument("--skip-peers", action="store_true")
-    ap.add_argument("--no-write", action="store_true")
-    args = ap.parse_args()
-
+def run_corpus(args, packed: str, photos: str) -> str:
+    """The rows of one corpus, as markdown."""
     cv2.setNumThreads(1)
-    ds = ShardDataset(args.packed)
+    ds = ShardDataset(packed)
     n = min(args.images, len(ds))
     idx = np.arange(n, dtype=np.int64)
     std, full = (p.bind(ds) for p in pipelines(args.size))
@@ -201,7 +214,7 @@ def main() -> int:
                 args.tv_venv,
                 "torchvision_loader.py",
                 [
-                    args.photos,
+                    photos,
                     "--version",
                     "v2",
                     "--decode-augment",
@@ -263,7 +276,8 @@ def main() -> int:
         f"({'met' if std_rate >= base else 'not met'}); full pipeline cost ≤ 1.5× standard: "
         f"{std_rate / full_rate:.2f}× ({'met' if std_rate / full_rate <= 1.5 else 'not met'}).",
         "",
-        f"{n} records of `{shown(args.packed)}` (JPEG), {args.repeats} interleaved timed passes "
+        f"{n} records of `{shown(packed)}` (JPEG q{packed_quality(packed)}), {args.repeats} "
+        "interleaved timed passes "
         "after "
         f"1 warm-up, "
         f"batches of {args.batch}, output {S}×{S} uint8. Load average during the run: "
@@ -276,14 +290,147 @@ def main() -> int:
         f"{dct}. Whole-image decodes (`decode.load`) use simplejpeg "
         f"({'installed' if _has_simplejpeg() else 'NOT installed: cv2.imdecode'}).",
         "",
-        f"Region decode (`augpipe._jpegregion`, libjpeg-turbo ISLOW, only the crop's rows and "
-        f"columns): {'active' if decode.REGION_DECODE else 'NOT built: rows measure load()'}. "
+        f"Region decode (`augpipe._jpegregion`, libjpeg-turbo, fast IDCT and merged upsampling "
+        f"as `fast_decode` asks, only the crop's rows and columns; the rows above skipped "
+        f"entirely when the records carry restart markers: "
+        f"{'yes' if _restart_rows(packed) else 'no'}): "
+        f"{'active' if decode.REGION_DECODE else 'NOT built: rows measure load()'}. "
         f"Decode only, region vs whole image: {region / rows[dec_name]['median']:.2f}×; "
         f"standard pipeline with vs without region decode: {std_rate / std_off:.2f}×.",
         "",
         metadata_line(machine_metadata()),
     ]
-    md = "\n".join(lines)
+    lines += ["", low_resolution(args, ds, idx, n)]
+    return "\n".join(lines)
+
+
+def low_resolution(args, ds, idx, n: int) -> str:
+    """Decode only and decode + augment of the standard pipeline at each of ``--sizes``."""
+    from augpipe.decode import dct_factor
+    from augpipe.ops.params import min_scales
+
+    rows = ["| size | decode only, images/s | decode + augment, images/s | ratio | DCT 1/1, 1/2, "
+            "1/4, 1/8 |", "|---|---|---|---|---|"]  # fmt: skip
+    for size in args.sizes:
+        std = pipelines(size)[0].bind(ds)
+        out = np.empty((args.batch, size, size, 3), np.uint8)
+
+        def both(aug, std=std, out=out):
+            for s in range(0, n, args.batch):
+                b = idx[s : s + args.batch]
+                if aug:
+                    std.run_batch(ds, b, 0, 0, out[: len(b)])
+                else:
+                    std.decode_batch(ds, b, 0, 0)
+
+        t: dict[bool, list[float]] = {False: [], True: []}
+        for rep in range(args.repeats + 1):
+            for aug in (False, True):
+                t0 = time.perf_counter()
+                both(aug)
+                if rep:
+                    t[aug].append(n / (time.perf_counter() - t0))
+        dec, aug = summarize(t[False])["median"], summarize(t[True])["median"]
+        f = [dct_factor(float(v)) for v in min_scales(std.sample_params(ds.sizes[idx], idx))]
+        share = ", ".join(f"{f.count(d) / n:.0%}" for d in (1, 2, 4, 8))
+        rows.append(f"| {size} | {dec:,.0f} | {aug:,.0f} | {aug / dec:.2f}× | {share} |")
+    return (f"Standard pipeline by output size (one core, median of {args.repeats}; target: "
+            "decode + augment ≥ 0.8× decode only):\n\n" + "\n".join(rows))  # fmt: skip
+
+
+def _kernel_run(tree: Path, packed: str, pipeline: str, args) -> dict:
+    """bench/kernel_time.py (this tree's driver) with ``tree``'s augpipe."""
+    env = dict(os.environ, PYTHONPATH=str(tree))
+    cmd = [sys.executable, str(REPO / "bench" / "kernel_time.py"), packed, "--pipeline", pipeline,
+           "--images", str(args.kernel_images), "--passes", str(args.kernel_passes)]  # fmt: skip
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def _checkout(rev: str, where: Path) -> Path:
+    """A detached worktree of ``rev`` with its C extension built in place."""
+    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(where), rev],
+                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run([sys.executable, "setup.py", "build_ext", "--inplace", "-q"], cwd=where,
+                   check=True, capture_output=True)  # fmt: skip
+    return where
+
+
+def kernel_table(args, corpora: dict) -> str:
+    """Kernel-only µs per image, this tree (and ``--baseline``), per corpus and pipeline."""
+    trees = {"this tree": REPO}
+    tmp = None
+    if args.baseline:
+        tmp = Path(tempfile.mkdtemp(prefix="augpipe-baseline-"))
+        trees = {f"baseline {args.baseline}": _checkout(args.baseline, tmp / "tree"), **trees}
+    best: dict = {}
+    try:
+        for _ in range(args.kernel_rounds):  # alternating trees: load hits both alike
+            for label, tree in trees.items():
+                for name, (_photos, packed) in corpora.items():
+                    for pipeline in ("standard", "warp"):
+                        r = _kernel_run(tree, str(packed), pipeline, args)
+                        key = (label, name, pipeline)
+                        old = best.get(key)
+                        best[key] = r if old is None else {k: min(old[k], r[k]) for k in r}
+    finally:
+        if tmp is not None:
+            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force",
+                            str(tmp / "tree")], capture_output=True)  # fmt: skip
+    rows = ["| tree | corpus | pipeline at 224 | kernel µs/image | region decode µs/image | "
+            "sum |", "|---|---|---|---|---|---|"]  # fmt: skip
+    for (label, name, pipeline), r in best.items():
+        rows.append(f"| {label} | {name} | {pipeline} | {r['kernel_us']:.1f} | "
+                    f"{r['decode_us']:.1f} | {r['total_us']:.1f} |")  # fmt: skip
+    return ("Kernel only (`bench/kernel_time.py`: each record region-decoded, the fused kernel "
+            "timed on the just-decoded pixels, per-record minimum over "
+            f"{args.kernel_passes} passes, mean over {args.kernel_images} records; best of "
+            f"{args.kernel_rounds} alternating rounds). `standard` = RandomResizedCrop + flip "
+            "(separable kernel), `warp` = + Affine + Lens + ColorJitter (warp kernel):\n\n"
+            + "\n".join(rows))  # fmt: skip
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--corpus", choices=("both", *CORPORA), default="both")
+    ap.add_argument("--packed", help="one other packed corpus instead of --corpus")
+    ap.add_argument("--photos", help="its ImageFolder (the torchvision peer reads it)")
+    ap.add_argument("--images", type=int, default=500)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--sizes", default="224,192,160", help="output sizes of the size table")
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--baseline", help="also time the kernel of this git revision (before)")
+    ap.add_argument("--kernel-images", type=int, default=300)
+    ap.add_argument("--kernel-passes", type=int, default=5)
+    ap.add_argument("--kernel-rounds", type=int, default=2)
+    ap.add_argument("--quick", action="store_true", help="a small check that it runs")
+    ap.add_argument("--tv-venv", default=str(TV_VENV))
+    ap.add_argument("--skip-peers", action="store_true")
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args()
+    args.sizes = [int(v) for v in args.sizes.split(",")]
+    if args.quick:
+        args.images, args.repeats, args.sizes = 120, 2, [224, 160]
+        args.kernel_images, args.kernel_passes, args.kernel_rounds = 60, 2, 1
+    if args.packed:
+        corpora = {"given": (Path(args.photos or args.packed), Path(args.packed))}
+    else:
+        names = list(CORPORA) if args.corpus == "both" else [args.corpus]
+        corpora = {k: CORPORA[k] for k in names}
+    with tempfile.TemporaryDirectory(prefix="augpipe-quick-") as tmp:
+        if args.quick:  # a subset of each corpus, packed at its own quality
+            corpora = {k: quick_corpus(ph, 120, Path(tmp) / k, packed_quality(pk))
+                       for k, (ph, pk) in corpora.items()}  # fmt: skip
+        parts = []
+        for name, (photos, packed) in corpora.items():
+            print(f"[augment_speed] corpus {name}: {shown(packed)}", file=sys.stderr, flush=True)
+            parts.append(f"### Corpus `{name}`\n\n" + run_corpus(args, str(packed), str(photos)))
+        print("[augment_speed] kernel only ...", file=sys.stderr, flush=True)
+        parts.append("### Kernel only\n\n" + kernel_table(args, corpora))
+    md = "\n\n".join(parts)
+    if args.quick:
+        md = "(--quick: a check that the script runs; figures not meaningful)\n\n" + md
     print(md)
     if not args.no_write:
         write_results_section("Augment speed", md)

@@ -38,9 +38,41 @@ def _location(env: str, default: Path) -> Path:
 CORPUS = _location("AUGPIPE_CORPUS", REPO / "data" / "corpus")
 PHOTOS = CORPUS / "photos"  # ImageFolder of real-photo JPEGs (tools/make_photo_corpus.py)
 PACKED = CORPUS / "packed"  # the same images after `augpipe pack`
+# the benchmark corpora by name: (photos, packed); "detail" is tools/make_photo_corpus.py
+# --preset detail (q95, larger images) packed with --quality 95, under CORPUS/detail
+CORPORA = {
+    "standard": (PHOTOS, PACKED),
+    "detail": (CORPUS / "detail" / "photos", CORPUS / "detail" / "packed"),
+}
 PEER_VENVS = _location("AUGPIPE_PEERS", REPO / "peers")
 TV_VENV = PEER_VENVS / "tv"  # torch 2.14.1 + torchvision 0.29.1 (bench/peers/README.md)
 FFCV_VENV = PEER_VENVS / "ffcv"  # ffcv 1.0.2
+
+
+def quick_corpus(photos, n: int, tmp, quality: int | None = None) -> tuple[Path, Path]:
+    """For ``--quick`` runs: the first ``n`` images of ``photos`` (sorted, spread over its
+    classes) linked into ``tmp/photos`` and packed into ``tmp/packed`` (JPEG, ``quality`` or
+    the pack default): (photos, packed), small enough for a whole epoch in seconds."""
+    from augpipe.format.pack import pack
+
+    photos, tmp = Path(photos), Path(tmp)
+    classes = sorted(p for p in photos.iterdir() if p.is_dir())
+    per = max(1, -(-n // max(1, len(classes))))
+    for c in classes:
+        (tmp / "photos" / c.name).mkdir(parents=True, exist_ok=True)
+        for f in sorted(c.iterdir())[:per]:
+            (tmp / "photos" / c.name / f.name).symlink_to(f.resolve())
+    kw = {} if quality is None else {"quality": quality}
+    pack(tmp / "photos", tmp / "packed", progress=False, **kw)
+    return tmp / "photos", tmp / "packed"
+
+
+def packed_quality(packed) -> int | None:
+    """The JPEG quality a packed dataset was written with (its manifest), if recorded."""
+    try:
+        return json.loads((Path(packed) / "manifest.json").read_text())["options"]["quality"]
+    except (OSError, KeyError, ValueError):
+        return None
 
 
 def shown(path) -> str:

@@ -1,12 +1,15 @@
 """augpipe against torchvision (v1, v2) and FFCV on the same photo corpus and cores, in one run.
 
-    python bench/compare.py --photos data/corpus/photos --packed data/corpus/packed
+    python bench/compare.py [--corpus both|standard|detail] [--res 224,192,160] [--quick]
 
 Every contender does random-resized crop 224 + horizontal flip, batch 256, whole epochs in random
 order, ``--workers`` processes/threads; the first epoch (worker start-up, JIT) is discarded and
 the median of ``--repeats`` epochs is reported. Peers run one after another in their own venvs
 (bench/peers/README.md) so they never share the cores. Also the per-core rate of decode +
-augment in one process. Writes the ``## Compare`` section of bench/RESULTS.md.
+augment in one process. Runs on each benchmark corpus (``bench.common.CORPORA``; FFCV's .beton
+at the corpus's own JPEG quality) and at each ``--res``. ``--quick``: 256 images of each corpus,
+one repeat, res 224 and 160: a check that the script runs. Writes the ``## Compare`` section of
+bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -21,13 +24,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import (  # noqa: E402
+    CORPORA,
     FFCV_VENV,
-    PACKED,
-    PHOTOS,
     TV_VENV,
     PeerError,
     machine_metadata,
     metadata_line,
+    packed_quality,
+    quick_corpus,
     run_peer,
     shown,
     summarize,
@@ -98,47 +102,35 @@ def table(rows: list[tuple[str, str, dict | None]], base: dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--photos", default=str(PHOTOS), help="ImageFolder (the peers read)")
-    ap.add_argument("--packed", default=str(PACKED), help="the same images, packed")
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--batch-size", type=int, default=256)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--res", type=int, default=224)
-    ap.add_argument("--per-core-images", type=int, default=500)
-    ap.add_argument("--no-ffcv", action="store_true")
-    ap.add_argument("--no-write", action="store_true", help="print only, leave RESULTS.md alone")
-    args = ap.parse_args()
-    w, bs, rep, res = args.workers, args.batch_size, args.repeats, args.res
-
-    common = [args.photos, "--workers", str(w), "--batch-size", str(bs), "--repeats", str(rep),
+def run_one(args, photos: str, packed: str, res: int, beton_dir: str) -> tuple[str, dict]:
+    """Every contender on one corpus at one resolution: (markdown, raw results)."""
+    w, bs, rep = args.workers, args.batch_size, args.repeats
+    q = packed_quality(packed) or 90
+    common = [photos, "--workers", str(w), "--batch-size", str(bs), "--repeats", str(rep),
               "--size", str(res)]  # fmt: skip
-    print("[compare] augpipe loader ...", file=sys.stderr, flush=True)
-    ours = augpipe_loader(args.packed, w, bs, rep, res)
+    print(f"[compare] {shown(packed)} at {res}: augpipe loader ...", file=sys.stderr, flush=True)
+    ours = augpipe_loader(packed, w, bs, rep, res)
     tv1 = _peer("torchvision v1", TV_VENV, "torchvision_loader.py", [*common, "--version", "v1"])
     tv2 = _peer("torchvision v2", TV_VENV, "torchvision_loader.py", [*common, "--version", "v2"])
     ffcv = None
     if not args.no_ffcv:
-        with tempfile.TemporaryDirectory(prefix="ffcv-") as tmp:
-            ffcv = _peer("ffcv", FFCV_VENV, "ffcv_loader.py",
-                         [*common, "--beton", str(Path(tmp) / "photos.beton")])  # fmt: skip
+        beton = str(Path(beton_dir) / f"q{q}-photos.beton")  # written once per corpus
+        ffcv = _peer("ffcv", FFCV_VENV, "ffcv_loader.py",
+                     [*common, "--beton", beton, "--quality", str(q)])  # fmt: skip
 
     print("[compare] per core: decode + augment ...", file=sys.stderr, flush=True)
     n1 = args.per_core_images
     single = ["--images", str(n1), "--repeats", str(rep), "--size", str(res), "--decode-augment"]
-    ours_1 = augpipe_per_core(args.packed, n1, rep, res)
+    ours_1 = augpipe_per_core(packed, n1, rep, res)
     tv1_1 = _peer("tv v1 per core", TV_VENV, "torchvision_loader.py",
-                  [args.photos, "--version", "v1", *single])  # fmt: skip
+                  [photos, "--version", "v1", *single])  # fmt: skip
     tv2_1 = _peer("tv v2 per core", TV_VENV, "torchvision_loader.py",
-                  [args.photos, "--version", "v2", *single])  # fmt: skip
-
-    meta = machine_metadata()
+                  [photos, "--version", "v2", *single])  # fmt: skip
     loader_rows = [
         (f"augpipe Loader, {w} workers", "uint8", ours),
         (f"torchvision v1 (PIL, ImageFolder + DataLoader), {w} workers", "float32", tv1),
         (f"torchvision v2 (decode_jpeg + v2 transforms), {w} workers", "uint8", tv2),
-        (f"FFCV 1.0.2 (.beton, JPEG q90), {w} threads", "uint8", ffcv),
+        (f"FFCV 1.0.2 (.beton, JPEG q{q}), {w} threads", "uint8", ffcv),
     ]
     core_rows = [
         ("augpipe (crop-aware decode + fused kernel)", "uint8", ours_1),
@@ -146,20 +138,61 @@ def main() -> int:
         ("torchvision v2 (decode_jpeg + v2 transforms)", "uint8", tv2_1),
     ]
     md = "\n\n".join([
-        f"`python bench/compare.py --workers {w} --batch-size {bs} --repeats {rep}`: "
-        f"RandomResizedCrop({res}) + horizontal flip on `{shown(args.photos)}` (augpipe reads the "
-        f"same images packed as JPEG in `{shown(args.packed)}`), whole epochs in random order, "
-        f"first epoch discarded, median of {rep} epochs; peers run one at a time in their own "
-        "venvs.",
-        metadata_line(meta),
-        f"Loader, {w} workers, batch {bs}:",
+        f"RandomResizedCrop({res}) + horizontal flip on `{shown(photos)}` (augpipe reads the "
+        f"same images packed as JPEG q{q} in `{shown(packed)}`). Loader, {w} workers, "
+        f"batch {bs}:",
         table(loader_rows, ours),
         f"One process (per core), decode + augment of {n1} images:",
         table(core_rows, ours_1),
     ])  # fmt: skip
+    raw = {"loader": {n: r for n, _, r in loader_rows}, "per_core": {n: r for n, _, r in core_rows}}
+    return md, raw
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--corpus", choices=("both", *CORPORA), default="both")
+    ap.add_argument("--photos", help="one other ImageFolder (the peers read) instead of --corpus")
+    ap.add_argument("--packed", help="the same images, packed")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--res", default="224,192,160", help="output sizes, comma-separated")
+    ap.add_argument("--per-core-images", type=int, default=500)
+    ap.add_argument("--quick", action="store_true", help="a small check that it runs")
+    ap.add_argument("--no-ffcv", action="store_true")
+    ap.add_argument("--no-write", action="store_true", help="print only, leave RESULTS.md alone")
+    args = ap.parse_args()
+    sizes = [int(v) for v in args.res.split(",") if v]
+    if args.photos and args.packed:
+        corpora = {"given": (Path(args.photos), Path(args.packed))}
+    else:
+        names = list(CORPORA) if args.corpus == "both" else [args.corpus]
+        corpora = {k: CORPORA[k] for k in names}
+    if args.quick:
+        args.repeats, args.per_core_images, args.batch_size, sizes = 1, 100, 64, [224, 160]
+    parts, raw = [], {}
+    with tempfile.TemporaryDirectory(prefix="augpipe-compare-") as tmp:
+        for name, (photos, packed) in corpora.items():
+            if args.quick:
+                photos, packed = quick_corpus(photos, 256, Path(tmp) / name,
+                                              packed_quality(packed))  # fmt: skip
+            beton_dir = Path(tmp) / f"{name}-ffcv"
+            beton_dir.mkdir()
+            for res in sizes:
+                md, raw[f"{name}@{res}"] = run_one(args, str(photos), str(packed), res,
+                                                   str(beton_dir))  # fmt: skip
+                parts.append(f"### Corpus `{name}`, res {res}\n\n{md}")
+    meta = machine_metadata()
+    head = (f"`python bench/compare.py --workers {args.workers} --batch-size {args.batch_size} "
+            f"--repeats {args.repeats} --res {','.join(map(str, sizes))}`: whole epochs in random "
+            f"order, first epoch discarded, median of {args.repeats} epochs; peers run one at a "
+            "time in their own venvs.")  # fmt: skip
+    if args.quick:
+        head = "(--quick: a check that the script runs; figures not meaningful)\n\n" + head
+    md = "\n\n".join([head, metadata_line(meta), *parts])
     print(md)
-    raw = {"loader": {n: r for n, _, r in loader_rows}, "per_core": {n: r for n, _, r in core_rows},
-           "machine": meta}  # fmt: skip
+    raw["machine"] = meta
     out_dir = Path(__file__).resolve().parent / "out"
     out_dir.mkdir(exist_ok=True)
     (out_dir / "compare.json").write_text(json.dumps(raw, indent=2))

@@ -1,6 +1,6 @@
 """Loader throughput on the photo corpus: augpipe against torchvision (v1, v2) and FFCV.
 
-    python bench/loader_speed.py [--packed data/corpus/packed] [--photos data/corpus/photos]
+    python bench/loader_speed.py [--corpus both|standard|detail] [--sizes 192,160] [--quick]
 
 All in one run, on the same images and cores: random-resized crop 224 + horizontal flip,
 batch 256, 2 workers, whole epochs (the 5,000-image corpus).  Also augpipe with 1 worker
@@ -12,7 +12,12 @@ The machine this runs on is shared, so the contenders are measured in interleave
 other: a burst of someone else's load then hits all of them alike.  Each peer run starts its own
 process, discards a warm-up epoch (worker start-up, compilation) and times one epoch; augpipe's
 loaders stay alive across rounds, like the peers' persistent workers.  Medians over rounds.
-Writes the ``## Loader speed`` section of bench/RESULTS.md; ``--no-write`` only prints.
+Runs on each benchmark corpus (``bench.common.CORPORA``: the standard q90 one and the q95
+"detail" one; FFCV's .beton is written at the corpus's own quality), then records the rates at
+the other ``--sizes`` (FFCV's low-resolution recipes train at 160-192): one epoch of each
+contender per size. ``--quick``: 256 images of each corpus, one round, size 160 only: a check
+that the script runs. Writes the ``## Loader speed`` section of bench/RESULTS.md; ``--no-write``
+only prints.
 """
 
 from __future__ import annotations
@@ -23,20 +28,22 @@ import multiprocessing as mp
 import os
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (  # noqa: E402
+    CORPORA,
     FFCV_VENV,
-    PACKED,
-    PHOTOS,
     TV_VENV,
     PeerError,
     load_note,
     machine_metadata,
     metadata_line,
+    packed_quality,
+    quick_corpus,
     run_peer,
     shown,
     summarize,
@@ -168,8 +175,8 @@ def report(rates: dict, starts: dict, args, meta: dict, loads: list, skipped: di
          "target ≥ 0.90× (decode alone: no crop, resize or batching)"),
     ]  # fmt: skip
     lines = [
-        f"`python bench/loader_speed.py` — {shown(args.packed)} (the 5,000-image real-photo "
-        "corpus), "
+        f"`python bench/loader_speed.py` — {shown(args.packed)} ({args.count:,} images, JPEG "
+        f"q{packed_quality(args.packed)}), "
         f"random-resized crop {args.size} + horizontal flip, batch {args.batch}, whole epochs; "
         f"{args.rounds} interleaved rounds (one timed epoch of each contender per round, order "
         "rotating), warm-up epochs discarded; median and min–max over rounds.",
@@ -199,18 +206,9 @@ def report(rates: dict, starts: dict, args, meta: dict, loads: list, skipped: di
     return "\n".join(lines)
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--packed", default=str(PACKED))
-    ap.add_argument("--photos", default=str(PHOTOS))
-    ap.add_argument("--batch", type=int, default=256)
-    ap.add_argument("--size", type=int, default=224)
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--beton", default="/tmp/augpipe-bench/photos.beton")
-    ap.add_argument("--skip-peers", action="store_true")
-    ap.add_argument("--no-write", action="store_true")
-    args = ap.parse_args()
-
+def run_corpus(args) -> tuple[str, dict]:
+    """Interleaved rounds at ``args.size`` on ``args.packed`` / ``args.photos``, then the other
+    sizes: (markdown, raw rates)."""
     meta = machine_metadata()
     first_batch_seconds(args.packed, "fork", args.batch, args.size)  # fills the Numba cache
     starts: dict[str, list[float]] = {"fork": [], "spawn": []}
@@ -234,11 +232,13 @@ def main() -> int:
     }
     if not args.skip_peers:
         Path(args.beton).parent.mkdir(parents=True, exist_ok=True)
+        q = str(common_peer_args(args)["quality"])
         contenders |= {
             "tv v1": lambda: peer_rate(TV_VENV, tv, [args.photos, "--version", "v1", *common]),
             "tv v2": lambda: peer_rate(TV_VENV, tv, [args.photos, "--version", "v2", *common]),
             "ffcv": lambda: peer_rate(FFCV_VENV, "ffcv_loader.py",
-                                      [args.photos, "--beton", args.beton, *common]),
+                                      [args.photos, "--beton", args.beton, "--quality", q,
+                                       *common]),
         }  # fmt: skip
     rates: dict[str, list[float]] = {k: [] for k in contenders}
     skipped: dict[str, str] = {}
@@ -261,10 +261,94 @@ def main() -> int:
     decode.close()
 
     text = report(rates, starts, args, meta, loads, skipped)
-    print(text)
-    print(json.dumps({"rates": rates, "first_batch_s": starts}))
+    more, extra = other_sizes(args, common_peer_args(args))
+    return text + "\n\n" + more, {"rates": rates, "first_batch_s": starts, "sizes": extra}
+
+
+def common_peer_args(args) -> dict:
+    return {"beton": args.beton, "quality": packed_quality(args.packed) or 90}
+
+
+def other_sizes(args, peer: dict) -> tuple[str, dict]:
+    """One epoch of each contender at each of ``args.sizes`` (after a warm-up epoch)."""
+    tv = "torchvision_loader.py"
+    rows = ["| size | augpipe 2w | tv v1 | tv v2 | FFCV | augpipe ÷ v1 / v2 / FFCV |",
+            "|---|---:|---:|---:|---:|---|"]  # fmt: skip
+    raw: dict = {}
+    for size in args.sizes:
+        common = ["--workers", "2", "--batch-size", str(args.batch), "--size", str(size)]
+        with _augpipe_loader(args.packed, 2, args.batch, size) as lo:
+            epoch_rate(lo)  # warm-up: workers, compilation at this size
+            r = {"augpipe 2w": epoch_rate(lo)}
+        if not args.skip_peers:
+            runs = {
+                "tv v1": (TV_VENV, tv, [args.photos, "--version", "v1", *common]),
+                "tv v2": (TV_VENV, tv, [args.photos, "--version", "v2", *common]),
+                "ffcv": (FFCV_VENV, "ffcv_loader.py", [args.photos, "--beton", peer["beton"],
+                         "--quality", str(peer["quality"]), *common]),
+            }  # fmt: skip
+            for name, (venv, script, pargs) in runs.items():
+                try:
+                    r[name] = peer_rate(venv, script, pargs)
+                except (PeerError, OSError) as exc:
+                    print(f"size {size}: {name} skipped ({str(exc).splitlines()[0]})",
+                          file=sys.stderr)  # fmt: skip
+        raw[size] = r
+        cells = [f"{r[k]:,.0f}" if k in r else "not run" for k in ("tv v1", "tv v2", "ffcv")]
+        ratios = " / ".join(f"{r['augpipe 2w'] / r[k]:.2f}×" if k in r else "—"
+                            for k in ("tv v1", "tv v2", "ffcv"))  # fmt: skip
+        rows.append(f"| {size} | {r['augpipe 2w']:,.0f} | {' | '.join(cells)} | {ratios} |")
+    text = (f"Other output sizes (random-resized crop + flip, batch {args.batch}, 2 workers; one "
+            "timed epoch each after a warm-up epoch, so noisier than the rounds above):\n\n"
+            + "\n".join(rows))  # fmt: skip
+    return text, raw
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--corpus", choices=("both", *CORPORA), default="both")
+    ap.add_argument("--packed", help="one other packed corpus instead of --corpus")
+    ap.add_argument("--photos", help="its ImageFolder (the peers read it)")
+    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--sizes", default="192,160", help="other output sizes, one epoch each")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--beton-dir", default="/tmp/augpipe-bench")
+    ap.add_argument("--quick", action="store_true", help="a small check that it runs")
+    ap.add_argument("--skip-peers", action="store_true")
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args()
+    args.sizes = [int(v) for v in args.sizes.split(",") if v]
+    if args.packed:
+        corpora = {"given": (Path(args.photos or args.packed), Path(args.packed))}
+    else:
+        names = list(CORPORA) if args.corpus == "both" else [args.corpus]
+        corpora = {k: CORPORA[k] for k in names}
+    if args.quick:
+        args.rounds, args.sizes, args.batch = 1, [160], 64
+    parts, raw = [], {}
+    with tempfile.TemporaryDirectory(prefix="augpipe-quick-") as tmp:
+        for name, (photos, packed) in corpora.items():
+            if args.quick:
+                photos, packed = quick_corpus(photos, 256, Path(tmp) / name,
+                                              packed_quality(packed))  # fmt: skip
+            q = packed_quality(packed) or 90
+            args.photos, args.packed = str(photos), str(packed)
+            args.beton = str(Path(args.beton_dir) / f"{name}{'-quick' if args.quick else ''}"
+                             f"-q{q}.beton")  # fmt: skip
+            from augpipe.format.dataset import ShardDataset
+
+            args.count = len(ShardDataset(args.packed))
+            print(f"[loader_speed] corpus {name}: {shown(packed)}", file=sys.stderr, flush=True)
+            text, raw[name] = run_corpus(args)
+            parts.append(f"### Corpus `{name}`\n\n{text}")
+    md = "\n\n".join(parts)
+    if args.quick:
+        md = "(--quick: a check that the script runs; figures not meaningful)\n\n" + md
+    print(md)
+    print(json.dumps(raw))
     if not args.no_write:
-        write_results_section("Loader speed", text)
+        write_results_section("Loader speed", md)
     return 0
 
 

@@ -3,10 +3,10 @@
     peers/ffcv/bin/python bench/peers/ffcv_loader.py data/corpus/photos \
         --beton /tmp/photos.beton --workers 2 --batch-size 256 --repeats 5
 
-Writes a .beton from the same ImageFolder with FFCV's own writer (JPEG, quality 90, original
-sizes; skipped when the file exists and --rewrite is not given), then times FFCV's Loader with
-RandomResizedCropRGBImageDecoder(224) + RandomHorizontalFlip, uint8 NHWC out, random order,
-``--workers`` threads, whole epochs. The first epoch (JIT compilation) is discarded.
+Writes a .beton from the same ImageFolder with FFCV's own writer (JPEG at ``--quality``, default
+90, original sizes; skipped when the file exists and --rewrite is not given), then times FFCV's
+Loader with RandomResizedCropRGBImageDecoder(224) + RandomHorizontalFlip, uint8 NHWC out, random
+order, ``--workers`` threads, whole epochs. The first epoch (JIT compilation) is discarded.
 The last stdout line is one JSON object with images/s per repeat.
 """
 
@@ -46,13 +46,13 @@ class Folder:
             return np.asarray(im.convert("RGB")), label
 
 
-def write_beton(root: str, beton: str, workers: int) -> None:
+def write_beton(root: str, beton: str, workers: int, quality: int = 90) -> None:
     from ffcv.fields import IntField, RGBImageField
     from ffcv.writer import DatasetWriter
 
     tmp = beton + ".tmp"
     fields = {
-        "image": RGBImageField(write_mode="jpg", jpeg_quality=90),
+        "image": RGBImageField(write_mode="jpg", jpeg_quality=quality),
         "label": IntField(),
     }
     DatasetWriter(tmp, fields, num_workers=workers).from_indexed_dataset(Folder(root))
@@ -68,11 +68,12 @@ def main() -> int:
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--quality", type=int, default=90, help="JPEG quality of the .beton")
     args = ap.parse_args()
 
     if args.rewrite or not os.path.exists(args.beton):
         t0 = time.perf_counter()
-        write_beton(args.root, args.beton, args.workers)
+        write_beton(args.root, args.beton, args.workers, args.quality)
         print(f"wrote {args.beton} in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
 
     import torch

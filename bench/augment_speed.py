@@ -54,15 +54,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from augpipe import transforms as T  # noqa: E402
 from augpipe.format.dataset import ShardDataset  # noqa: E402
 from bench.common import (  # noqa: E402
-    CORPORA,
     REPO,
     TV_VENV,
     PeerError,
+    add_corpus_args,
+    chosen_corpora,
     load_note,
     machine_metadata,
     metadata_line,
     packed_quality,
-    quick_corpus,
     run_peer,
     shown,
     summarize,
@@ -392,9 +392,7 @@ def kernel_table(args, corpora: dict) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--corpus", choices=("both", *CORPORA), default="both")
-    ap.add_argument("--packed", help="one other packed corpus instead of --corpus")
-    ap.add_argument("--photos", help="its ImageFolder (the torchvision peer reads it)")
+    add_corpus_args(ap)
     ap.add_argument("--images", type=int, default=500)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--size", type=int, default=224)
@@ -404,7 +402,6 @@ def main() -> int:
     ap.add_argument("--kernel-images", type=int, default=300)
     ap.add_argument("--kernel-passes", type=int, default=5)
     ap.add_argument("--kernel-rounds", type=int, default=2)
-    ap.add_argument("--quick", action="store_true", help="a small check that it runs")
     ap.add_argument("--tv-venv", default=str(TV_VENV))
     ap.add_argument("--skip-peers", action="store_true")
     ap.add_argument("--no-write", action="store_true")
@@ -413,15 +410,8 @@ def main() -> int:
     if args.quick:
         args.images, args.repeats, args.sizes = 120, 2, [224, 160]
         args.kernel_images, args.kernel_passes, args.kernel_rounds = 60, 2, 1
-    if args.packed:
-        corpora = {"given": (Path(args.photos or args.packed), Path(args.packed))}
-    else:
-        names = list(CORPORA) if args.corpus == "both" else [args.corpus]
-        corpora = {k: CORPORA[k] for k in names}
     with tempfile.TemporaryDirectory(prefix="augpipe-quick-") as tmp:
-        if args.quick:  # a subset of each corpus, packed at its own quality
-            corpora = {k: quick_corpus(ph, 120, Path(tmp) / k, packed_quality(pk))
-                       for k, (ph, pk) in corpora.items()}  # fmt: skip
+        corpora = chosen_corpora(args, tmp, 120)
         parts = []
         for name, (photos, packed) in corpora.items():
             print(f"[augment_speed] corpus {name}: {shown(packed)}", file=sys.stderr, flush=True)

@@ -67,6 +67,29 @@ def quick_corpus(photos, n: int, tmp, quality: int | None = None) -> tuple[Path,
     return tmp / "photos", tmp / "packed"
 
 
+def add_corpus_args(ap) -> None:
+    """``--corpus``, ``--photos``, ``--packed``, ``--quick``: the options every speed benchmark
+    takes to choose its corpora (see ``chosen_corpora``)."""
+    ap.add_argument("--corpus", choices=("both", *CORPORA), default="both")
+    ap.add_argument("--photos", help="one other ImageFolder (the peers read) instead of --corpus")
+    ap.add_argument("--packed", help="the same images, packed")
+    ap.add_argument("--quick", action="store_true", help="a small check that it runs")
+
+
+def chosen_corpora(args, tmp, n_quick: int) -> dict[str, tuple[Path, Path]]:
+    """name -> (photos, packed) for ``add_corpus_args``'s options; with ``--quick``, subsets of
+    ``n_quick`` images packed into ``tmp`` at each corpus's own JPEG quality."""
+    if args.packed:
+        corpora = {"given": (Path(args.photos or args.packed), Path(args.packed))}
+    else:
+        names = list(CORPORA) if args.corpus == "both" else [args.corpus]
+        corpora = {k: CORPORA[k] for k in names}
+    if args.quick:
+        corpora = {k: quick_corpus(ph, n_quick, Path(tmp) / k, packed_quality(pk))
+                   for k, (ph, pk) in corpora.items()}  # fmt: skip
+    return corpora
+
+
 def packed_quality(packed) -> int | None:
     """The JPEG quality a packed dataset was written with (its manifest), if recorded."""
     try:

@@ -24,14 +24,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import (  # noqa: E402
-    CORPORA,
     FFCV_VENV,
     TV_VENV,
     PeerError,
+    add_corpus_args,
+    chosen_corpora,
     machine_metadata,
     metadata_line,
     packed_quality,
-    quick_corpus,
     run_peer,
     shown,
     summarize,
@@ -151,32 +151,21 @@ def run_one(args, photos: str, packed: str, res: int, beton_dir: str) -> tuple[s
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--corpus", choices=("both", *CORPORA), default="both")
-    ap.add_argument("--photos", help="one other ImageFolder (the peers read) instead of --corpus")
-    ap.add_argument("--packed", help="the same images, packed")
+    add_corpus_args(ap)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--res", default="224,192,160", help="output sizes, comma-separated")
     ap.add_argument("--per-core-images", type=int, default=500)
-    ap.add_argument("--quick", action="store_true", help="a small check that it runs")
     ap.add_argument("--no-ffcv", action="store_true")
     ap.add_argument("--no-write", action="store_true", help="print only, leave RESULTS.md alone")
     args = ap.parse_args()
     sizes = [int(v) for v in args.res.split(",") if v]
-    if args.photos and args.packed:
-        corpora = {"given": (Path(args.photos), Path(args.packed))}
-    else:
-        names = list(CORPORA) if args.corpus == "both" else [args.corpus]
-        corpora = {k: CORPORA[k] for k in names}
     if args.quick:
         args.repeats, args.per_core_images, args.batch_size, sizes = 1, 100, 64, [224, 160]
     parts, raw = [], {}
     with tempfile.TemporaryDirectory(prefix="augpipe-compare-") as tmp:
-        for name, (photos, packed) in corpora.items():
-            if args.quick:
-                photos, packed = quick_corpus(photos, 256, Path(tmp) / name,
-                                              packed_quality(packed))  # fmt: skip
+        for name, (photos, packed) in chosen_corpora(args, tmp, 256).items():
             beton_dir = Path(tmp) / f"{name}-ffcv"
             beton_dir.mkdir()
             for res in sizes:

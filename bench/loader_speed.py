@@ -35,15 +35,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (  # noqa: E402
-    CORPORA,
     FFCV_VENV,
     TV_VENV,
     PeerError,
+    add_corpus_args,
+    chosen_corpora,
     load_note,
     machine_metadata,
     metadata_line,
     packed_quality,
-    quick_corpus,
     run_peer,
     shown,
     summarize,
@@ -306,32 +306,21 @@ def other_sizes(args, peer: dict) -> tuple[str, dict]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--corpus", choices=("both", *CORPORA), default="both")
-    ap.add_argument("--packed", help="one other packed corpus instead of --corpus")
-    ap.add_argument("--photos", help="its ImageFolder (the peers read it)")
+    add_corpus_args(ap)
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--sizes", default="192,160", help="other output sizes, one epoch each")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--beton-dir", default="/tmp/augpipe-bench")
-    ap.add_argument("--quick", action="store_true", help="a small check that it runs")
     ap.add_argument("--skip-peers", action="store_true")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
     args.sizes = [int(v) for v in args.sizes.split(",") if v]
-    if args.packed:
-        corpora = {"given": (Path(args.photos or args.packed), Path(args.packed))}
-    else:
-        names = list(CORPORA) if args.corpus == "both" else [args.corpus]
-        corpora = {k: CORPORA[k] for k in names}
     if args.quick:
         args.rounds, args.sizes, args.batch = 1, [160], 64
     parts, raw = [], {}
     with tempfile.TemporaryDirectory(prefix="augpipe-quick-") as tmp:
-        for name, (photos, packed) in corpora.items():
-            if args.quick:
-                photos, packed = quick_corpus(photos, 256, Path(tmp) / name,
-                                              packed_quality(packed))  # fmt: skip
+        for name, (photos, packed) in chosen_corpora(args, tmp, 256).items():
             q = packed_quality(packed) or 90
             args.photos, args.packed = str(photos), str(packed)
             args.beton = str(Path(args.beton_dir) / f"{name}{'-quick' if args.quick else ''}"

@@ -76,7 +76,20 @@ def _run_bench(path, cfg: BenchConfig, log: Callable[[str], None]) -> dict:
     if len(ds) < 1:
         raise bad_param("OUT", "a packed dataset with at least one record", str(path))
     cfg.batch_size = min(cfg.batch_size, len(ds))
-    pipeline = train_pipeline(cfg.res)
+    if cfg.pipeline is not None:  # --pipeline FILE.json or a registered string spec
+        from augpipe.spec import load_pipeline
+
+        pipeline = load_pipeline(cfg.pipeline, size=cfg.res)
+        shape = pipeline.output_shape
+        if len(shape) != 3:
+            raise bad_param("--pipeline", "a training pipeline (one crop per image)",
+                            cfg.pipeline, f"it makes {shape[0]} crops per image")  # fmt: skip
+        if shape[0] == shape[1]:
+            cfg.res = shape[0]  # the model stage runs at the pipeline's size
+        described = f"{cfg.pipeline}: " + " + ".join(type(op).__name__ for op in pipeline.ops)
+    else:
+        pipeline = train_pipeline(cfg.res)
+        described = f"RandomResizedCrop({cfg.res}) + HorizontalFlip"
     s = cfg.seconds
     out: dict = {
         "dataset": {
@@ -94,7 +107,8 @@ def _run_bench(path, cfg: BenchConfig, log: Callable[[str], None]) -> dict:
             "amp": cfg.amp,
             "channels_last": cfg.channels_last,
             "seconds": cfg.seconds,
-            "pipeline": f"RandomResizedCrop({cfg.res}) + HorizontalFlip",
+            "pipeline": described,
+            "pipeline_spec": pipeline.to_dict(),
         },  # fmt: skip
         "stages": {},
     }

@@ -27,6 +27,7 @@ class BenchConfig:
     channels_last: bool = False
     seconds: float = 2.0
     seed: int = 0
+    pipeline: str | None = None  # --pipeline: a JSON file or string spec (default: the trainer's)
 
 
 def timed_rates(

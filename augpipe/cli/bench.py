@@ -51,6 +51,12 @@ def register(sub) -> None:
     p.add_argument("--channels-last", action="store_true", help="model and data in channels_last")
     p.add_argument("--seconds", type=float, default=2.0, help="time per stage (default: 2)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--pipeline",
+        metavar="FILE.json",
+        help="the pipeline to measure: a JSON file (pipe.save) or a registered string spec "
+        "(default: the trainer's RandomResizedCrop(--res) + flip)",
+    )
     p.add_argument("--json", metavar="PATH", help="write every figure and the verdict as JSON")
     p.add_argument("--plot", metavar="PATH.png", help="bar chart of the stage capacities")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
@@ -72,6 +78,7 @@ def run(args) -> int:
         channels_last=args.channels_last,
         seconds=args.seconds,
         seed=args.seed,
+        pipeline=args.pipeline,
     )
     from augpipe.models import MODELS
 

@@ -1,4 +1,4 @@
-"""`augpipe preview OUT --out grid.png [--n 16] [--seed 0] [--pipeline train|eval|NAME]`.
+"""`augpipe preview OUT --out grid.png [--n 16] [--seed 0] [--pipeline NAME|FILE.json|SPEC]`.
 
 A PNG grid: each tile pairs an original record (left, letterboxed) with what the pipeline makes
 of it (right; test-time pipelines show every crop), labelled with its class name and index.
@@ -46,9 +46,9 @@ def pipeline(name: str, size: int):
         return T.Compose([T.TenCrop(size, short_side=round(size * 8 / 7))])
     if name == "multiscale":
         return T.Compose([T.MultiScaleTenCrop(size, scales=(size, round(size * 8 / 7)))])
-    from augpipe.errors import bad_param
+    from augpipe.spec import load_pipeline
 
-    raise bad_param("--pipeline", f"one of {', '.join(PIPELINES)}", name)
+    return load_pipeline(name, size=size)  # a JSON file or a registered string spec
 
 
 def register(sub) -> None:
@@ -63,23 +63,29 @@ def register(sub) -> None:
     p.add_argument("--n", type=int, default=16, help="number of samples (default 16)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--epoch", type=int, default=0, help="epoch (default 0)")
-    p.add_argument("--pipeline", default="train", help=f"{' | '.join(PIPELINES)} (default train)")
+    p.add_argument(
+        "--pipeline",
+        default="train",
+        help=f"{' | '.join(PIPELINES)} (default train), a pipeline JSON file (pipe.save) or a "
+        "registered string spec",
+    )
     p.add_argument("--size", type=int, default=160, help="output size in pixels (default 160)")
     p.set_defaults(func=run)
 
 
-def _fit(img: np.ndarray, size: int) -> np.ndarray:
+def _fit(img: np.ndarray, size: int, width: int | None = None) -> np.ndarray:
     import cv2
 
+    width = size if width is None else width
     h, w = img.shape[:2]
-    s = size / max(h, w)
+    s = min(size / h, width / w)
     small = cv2.resize(
         img,
         (max(1, round(w * s)), max(1, round(h * s))),
         interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR,
     )
-    tile = np.full((size, size, 3), 40, np.uint8)
-    y, x = (size - small.shape[0]) // 2, (size - small.shape[1]) // 2
+    tile = np.full((size, width, 3), 40, np.uint8)
+    y, x = (size - small.shape[0]) // 2, (width - small.shape[1]) // 2
     tile[y : y + small.shape[0], x : x + small.shape[1]] = small
     return tile
 
@@ -90,12 +96,13 @@ def render_grid(dataset, pipe, indices, seed: int, epoch: int, size: int) -> np.
 
     out = np.empty((len(indices), *pipe.output_shape), np.uint8)
     pipe.run_batch(dataset, np.asarray(indices, np.int64), seed, epoch, out)
-    crops = out.reshape(len(indices), -1, size, size, 3)
+    H, W = pipe.output_shape[-3:-1]  # a pipeline file's own size, not necessarily --size
+    crops = out.reshape(len(indices), -1, H, W, 3)
     k = crops.shape[1]
     label_h, gap = 18, 4
     tiles = []
     for j, i in enumerate(indices):
-        row = [_fit(dataset.image(int(i)), size)] + list(crops[j])
+        row = [_fit(dataset.image(int(i)), H, W)] + list(crops[j])
         strip = np.concatenate([np.pad(t, ((0, 0), (0, gap), (0, 0))) for t in row], axis=1)
         label = np.full((label_h, strip.shape[1], 3), 255, np.uint8)
         name = dataset.classes[int(dataset.labels[int(i)])]

@@ -92,6 +92,12 @@ def register(sub) -> None:
         metavar="START:END",
         help="train resolution rising linearly from START to END over the epochs",
     )
+    p.add_argument(
+        "--pipeline",
+        metavar="FILE.json",
+        help="the training pipeline: a JSON file (pipe.save) or a registered string spec; "
+        "default: RandomResizedCrop(--res, --min-scale) + flip. Saved as RUN_DIR/pipeline.json",
+    )
     p.add_argument("--out", metavar="RUN_DIR", help="run directory (default runs/train-<time>)")
     p.add_argument("--json", metavar="PATH", help="write the final summary as JSON")
     p.add_argument(
@@ -205,6 +211,7 @@ def config_from_args(args):
         checkpoint_every=args.checkpoint_every,
         keep=args.keep,
         resume=args.resume,
+        pipeline=args.pipeline,
     )
 
 

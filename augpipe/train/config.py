@@ -65,6 +65,9 @@ class TrainConfig:
     checkpoint_every: int | None = None
     keep: int = 2
     resume: str | None = None
+    # --pipeline: a pipeline JSON file or a registered string spec (augpipe.spec.load_pipeline)
+    # for training, in place of the one --res, --min-scale and --no-flip build
+    pipeline: str | None = None
 
     def resolved(self, world_size: int = 1, cuda_available: bool = False) -> TrainConfig:
         """A validated copy with every ``None``/``auto`` default replaced by its value."""
@@ -138,6 +141,27 @@ class TrainConfig:
         _positive_int("--keep", self.keep)
         if self.warmup_epochs is not None and self.warmup_epochs < 0:
             raise bad_param("--warmup-epochs", "a number >= 0", self.warmup_epochs)
+        if self.pipeline is not None:
+            self._check_pipeline()
+
+    def _check_pipeline(self) -> None:
+        from augpipe.spec import load_pipeline
+
+        if self.min_scale is not None or not self.flip:
+            raise bad_param(
+                "--min-scale/--no-flip",
+                "no crop flags with --pipeline",
+                self.pipeline,
+                "set the crop and flip in the pipeline file",
+            )
+        load_pipeline(self.pipeline, size=self.res)  # ConfigError naming the file
+        if (
+            self.progressive_res is not None
+            and isinstance(self.pipeline, str)
+            and (self.pipeline.strip().startswith("{") or self.pipeline.lower().endswith(".json"))
+        ):
+            raise bad_param("--progressive-res", "no --pipeline file (its sizes are fixed)",
+                            self.pipeline, "drop one of the two")  # fmt: skip
 
     def to_json(self) -> dict:
         d = dataclasses.asdict(self)

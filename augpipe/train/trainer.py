@@ -34,7 +34,11 @@ from augpipe.train.tta import VIEWS, val_pipeline
 AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def train_pipeline(res: int, min_scale: float = 0.08, flip: bool = True):
+def train_pipeline(res: int, min_scale: float = 0.08, flip: bool = True, spec: str | None = None):
+    if spec is not None:  # --pipeline FILE.json or a registered string spec
+        from augpipe.spec import load_pipeline
+
+        return load_pipeline(spec, size=res)
     from augpipe.transforms import Compose, HorizontalFlip, RandomResizedCrop
 
     ops = [RandomResizedCrop(res, scale=(min_scale, 1.0))]
@@ -148,7 +152,7 @@ def _run(cfg: TrainConfig, info: distributed.DistInfo, stop: StopSignals) -> dic
 
     start_epoch = ckpt["epoch"] if ckpt else 0
     res = res_for_epoch(cfg, start_epoch)
-    pipe = train_pipeline(res, cfg.min_scale, cfg.flip)
+    pipe = train_pipeline(res, cfg.min_scale, cfg.flip, cfg.pipeline)
     train_loader = make_loader(train_ds, pipe, cfg.batch_size, True, cfg, device)
     val_batch = max(1, cfg.batch_size // VIEWS[cfg.tta])
     val_loader = make_loader(val_ds, val_pipeline(cfg.tta, cfg.res), val_batch, False, cfg, device)
@@ -202,6 +206,9 @@ def _run(cfg: TrainConfig, info: distributed.DistInfo, stop: StopSignals) -> dic
                     **init_info,
                 }
             )
+        if info.is_main:  # the resolved pipelines, as data (augpipe.load_pipeline reads them)
+            train_loader.pipeline.save(log.run_dir / "pipeline.json")
+            val_loader.pipeline.save(log.run_dir / "val_pipeline.json")
         if ckpt:  # last: nothing after this may draw random numbers before the first step
             resume.set_rng_state(ckpt["ranks"][info.rank], device)
         for epoch in range(start_epoch, cfg.epochs):
@@ -209,7 +216,7 @@ def _run(cfg: TrainConfig, info: distributed.DistInfo, stop: StopSignals) -> dic
             if new_res != res:  # progressive resizing: a new pipeline at the new size
                 run.train_loader.close()
                 res = new_res
-                pipe = train_pipeline(res, cfg.min_scale, cfg.flip)
+                pipe = train_pipeline(res, cfg.min_scale, cfg.flip, cfg.pipeline)
                 run.train_loader = make_loader(train_ds, pipe, cfg.batch_size, True, cfg, device)
                 train_loader = run.train_loader
             run_epoch(run, epoch, res, sums)

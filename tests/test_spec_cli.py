@@ -57,6 +57,13 @@ def test_preview_takes_a_pipeline_file(tiny_packed, tmp_path, pipe_file, capsys)
     assert "pipe.json" in capsys.readouterr().out
 
 
+def test_preview_takes_a_registered_string_spec(tiny_packed, tmp_path):
+    out = tmp_path / "rand.png"
+    assert main(["preview", str(tiny_packed), "--out", str(out), "--n", "2", "--size", "16",
+                 "--pipeline", "rand-m9-mstd0.5-inc1"]) == 0  # fmt: skip
+    assert cv2.imread(str(out)) is not None
+
+
 def test_bad_pipeline_files_exit_2_from_every_command(tiny_packed, tmp_path, capsys):
     for path in _bad_files(tmp_path):
         for argv in (
@@ -67,7 +74,7 @@ def test_bad_pipeline_files_exit_2_from_every_command(tiny_packed, tmp_path, cap
             _one_line_exit_2(argv, capsys, path)
     assert not (tmp_path / "r").exists()  # rejected before anything ran
     _one_line_exit_2(["preview", str(tiny_packed), "--out", str(tmp_path / "g.png"),
-                      "--pipeline", "rand-m9-mstd0.5"], capsys, "rand-m9-mstd0.5")  # fmt: skip
+                      "--pipeline", "zzz-m9-mstd0.5"], capsys, "zzz-m9-mstd0.5")  # fmt: skip
 
 
 def test_bench_measures_the_given_pipeline(tiny_packed, tmp_path, pipe_file):

@@ -22,6 +22,11 @@ from augpipe.ops.affine import Affine
 from augpipe.ops.base import Op
 from augpipe.ops.center_crop import CenterCrop
 from augpipe.ops.color_jitter import ColorJitter
+from augpipe.ops.detection.hsv import HSVJitter
+from augpipe.ops.detection.iou_crop import RandomIoUCrop
+from augpipe.ops.detection.letterbox import Letterbox
+from augpipe.ops.detection.mosaic import Mosaic
+from augpipe.ops.detection.random_scale import RandomScale
 from augpipe.ops.flip import HorizontalFlip
 from augpipe.ops.fused import fields, render_item, source_boxes
 from augpipe.ops.lens import LensDistortion
@@ -61,6 +66,11 @@ __all__ = [
     "GaussianBlur",
     "Grayscale",
     "RandomErasing",
+    "Letterbox",
+    "RandomScale",
+    "HSVJitter",
+    "Mosaic",
+    "RandomIoUCrop",
     "UserOp",
     "UserBatchOp",
     "RandAugment",
@@ -99,7 +109,10 @@ OPS = (
     TimmRandAugment,
     TimmAutoAugment,
     AugMix,
-)
+    Letterbox,
+    RandomScale,
+    HSVJitter,
+)  # Mosaic and RandomIoUCrop (they need the targets) run only in augpipe.targets.batch
 
 
 _USER_KINDS = ("sample", "batch")  # Python ops that run after the fused pass (augpipe.spec.user)
@@ -113,7 +126,7 @@ class Compose:
     after the fused pass.
     """
 
-    def __init__(self, ops, fill: int = 0, fast_decode: bool = True):
+    def __init__(self, ops, fill: int | None = None, fast_decode: bool = True):
         if isinstance(ops, Op):
             ops = [ops]
         if not isinstance(ops, (list, tuple)):
@@ -160,9 +173,10 @@ class Compose:
         self._sample_ops = [(p, op) for p, op in enumerate(ops) if op.kind == "sample"]
         self.batch_ops = [(p, op) for p, op in enumerate(ops) if op.kind == "batch"]
         self.ops = list(ops)
-        self.fill = int(fill)
         self.fast_decode = bool(fast_decode)
         self._size_op = next((op for op in ops if op.kind == "size"), None)
+        # default fill: the sizing op's own (Letterbox, Mosaic: 114), else 0
+        self.fill = int(fill if fill is not None else getattr(self._size_op, "fill", 0))
 
     def __repr__(self) -> str:
         return "Compose([" + ", ".join(map(repr, self.ops)) + "])"

@@ -24,6 +24,9 @@ EXAMPLES = {
     T.PCALighting: T.PCALighting(0.2, **EIG),
     T.TenCrop: T.TenCrop(10, short_side=12),
     T.MultiScaleTenCrop: T.MultiScaleTenCrop(8, scales=(8, 12)),
+    T.Letterbox: T.Letterbox((12, 16)),
+    T.RandomScale: T.RandomScale((0.6, 1.4)),
+    T.HSVJitter: T.HSVJitter(0.1, 0.5, 0.3),
     T.Solarize: T.Solarize(128, p=0.5),
     T.SolarizeAdd: T.SolarizeAdd(60, p=0.5),
     T.Posterize: T.Posterize(2, p=0.5),
@@ -49,6 +52,9 @@ IDENTITY = [
     T.LensDistortion(0),
     T.LensDistortion((0, 0)),
     T.ColorJitter(),
+    T.RandomScale(p=0.0),
+    T.RandomScale((1.0, 1.0)),
+    T.HSVJitter(0.0, 0.0, 0.0),
     T.PCALighting(0.0, **EIG),
     T.Solarize(0, p=0),
     T.Solarize(256),
@@ -90,7 +96,7 @@ def test_invariants(op):
     rec = pipe.sample_params([img.shape[:2]], [3], seed=1, epoch=2)
     assert np.array_equal(pipe.apply(img, rec[0]), out)
     # another index, seed or epoch -> different for random ops (deterministic ones stay put)
-    if type(op) not in (T.CenterCrop, T.TenCrop, T.MultiScaleTenCrop):
+    if type(op) not in (T.CenterCrop, T.TenCrop, T.MultiScaleTenCrop, T.Letterbox):
         others = [
             pipe(img, index=i, seed=s, epoch=e)
             for i, s, e in (

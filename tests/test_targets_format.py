@@ -280,3 +280,11 @@ def test_shuffled_pack_keeps_each_images_targets(tmp_path):
         np.testing.assert_array_equal(b.targets(i).boxes, a.targets(j).boxes)
     with pytest.raises(UserError, match="--part"):
         pack(None, tmp_path / "c", coco=js, root=root, part="0/2", progress=False)
+
+
+def test_coco_without_keypoints(tmp_path):
+    js = coco_dataset(tmp_path / "coco", n=2, keypoints=False)
+    pack(None, tmp_path / "o", coco=js, root=tmp_path / "coco" / "images", progress=False)
+    ds = ShardDataset(tmp_path / "o")
+    assert ds.targets(0).keypoints is None and len(ds.targets(0)) == 2
+    assert "flip_idx" not in ds.target_info and ds.target_info["keypoints"] == 0

@@ -121,3 +121,17 @@ def test_torch_output(coco_packed):
     assert dicts[0]["boxes"].dtype == torch.float32 and dicts[0]["labels"].dtype == torch.int64
     u = to_ultralytics((images, t))
     assert float(u["bboxes"].max()) <= 1.0 + 1e-6
+
+
+def test_target_pipeline_as_data_for_fresh_workers(coco_packed):
+    import json
+
+    ds = ShardDataset(coco_packed)
+    tp = TargetPipeline(_pipe().bind(ds), ds, TargetOptions(min_wh=1.5, box_rule="ellipse"), 3)
+    back = TargetPipeline.from_dict(json.loads(json.dumps(tp.to_dict())))
+    assert back.to_dict() == tp.to_dict() and back.extra_bytes(3) == tp.extra_bytes(3)
+    a, ta = tp.sample(ds, [0, 1, 2], seed=4)
+    b, tb = back.sample(ds, [0, 1, 2], seed=4)
+    np.testing.assert_array_equal(a, b)
+    for k in ta:
+        np.testing.assert_array_equal(ta[k], tb[k])

@@ -94,8 +94,14 @@ def render_grid(dataset, pipe, indices, seed: int, epoch: int, size: int) -> np.
     """The grid as an HWC uint8 RGB array."""
     import cv2
 
-    out = np.empty((len(indices), *pipe.output_shape), np.uint8)
-    pipe.run_batch(dataset, np.asarray(indices, np.int64), seed, epoch, out)
+    targets = None
+    if getattr(dataset, "has_targets", False):  # boxes, masks, keypoints drawn on (targets/)
+        from augpipe.targets.draw import draw_grid_tiles
+
+        out, targets = draw_grid_tiles(dataset, pipe, indices, seed, epoch)
+    else:
+        out = np.empty((len(indices), *pipe.output_shape), np.uint8)
+        pipe.run_batch(dataset, np.asarray(indices, np.int64), seed, epoch, out)
     H, W = pipe.output_shape[-3:-1]  # a pipeline file's own size, not necessarily --size
     crops = out.reshape(len(indices), -1, H, W, 3)
     k = crops.shape[1]
@@ -105,7 +111,8 @@ def render_grid(dataset, pipe, indices, seed: int, epoch: int, size: int) -> np.
         row = [_fit(dataset.image(int(i)), H, W)] + list(crops[j])
         strip = np.concatenate([np.pad(t, ((0, 0), (0, gap), (0, 0))) for t in row], axis=1)
         label = np.full((label_h, strip.shape[1], 3), 255, np.uint8)
-        name = dataset.classes[int(dataset.labels[int(i)])]
+        name = (dataset.classes[int(dataset.labels[int(i)])] if targets is None
+                else f"{int(targets[j])} targets")  # fmt: skip
         cv2.putText(
             label,
             f"{name}  #{int(i)}",

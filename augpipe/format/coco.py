@@ -97,7 +97,8 @@ def coco_source(json_path, root) -> TargetSource:
         items.append((file, -1))
         anns.append(RawAnnotation(
             size=(H, W), boxes=np.asarray(boxes).reshape(-1, 4), labels=np.asarray(labels),
-            iscrowd=np.asarray(crowd, bool), keypoints=np.asarray(kps).reshape(-1, K, 3),
+            iscrowd=np.asarray(crowd, bool),
+            keypoints=np.asarray(kps).reshape(len(boxes), K, 3) if K else None,
             polygons=polys, rle=rles))  # fmt: skip
     if not items:
         raise _bad(path, "no images listed")

@@ -45,20 +45,59 @@ class TargetPipeline:
         self.options = options if options is not None else TargetOptions()
         if not isinstance(self.options, TargetOptions):
             raise ConfigError(f"targets: expected a TargetOptions, got {self.options!r}")
-        info = dataset.target_info
-        self.K = int(info.get("keypoints", 0))
+        info = dataset.target_info if dataset is not None else {}
+        # what the workers need of the dataset's target description (to_dict carries it)
+        self.info = {k: info.get(k) for k in ("keypoints", "flip_idx", "max_instances",
+                                              "semantic", "counts")}  # fmt: skip
+        self.K = int(info.get("keypoints") or 0)
         self.flip_idx = np.asarray(info.get("flip_idx") or list(range(self.K)), np.int64)
-        self.max_instances = max(1, int(info.get("max_instances", 0)))
-        counts = info.get("counts", {})
+        self.max_instances = max(1, int(info.get("max_instances") or 0))
+        counts = info.get("counts") or {}
         self.semantic = bool(info.get("semantic")) and self.options.masks
         self.instances = self.options.masks and sum(counts.get("masks", [])) > 0
+        from augpipe.ops.detection.mosaic import Mosaic
+
+        self.mosaic = isinstance(getattr(pipeline, "_size_op", None), Mosaic)
+        if self.mosaic:
+            kinds = {op.kind for op in pipeline.ops}
+            if not kinds <= {"size", "geometry", "color"}:
+                raise ConfigError(
+                    f"pipeline: Mosaic combines only with geometric and colour ops, got kinds "
+                    f"{sorted(kinds)}; put lens and pixel ops in a pipeline without Mosaic"
+                )
+            self.max_instances *= 4  # four images' instances in one sample
         self.output_shape = pipeline.output_shape
         self.out_hw = tuple(self.output_shape[:2])
         self.n_crops = 1
         self.batch_size = batch_size  # the loader's: sizes the slot's target area
+        self.batch_ops = getattr(pipeline, "batch_ops", ())  # user batch ops (see Loader)
 
     def __repr__(self) -> str:
         return f"TargetPipeline({self.pipeline!r}, {self.options!r})"
+
+    def to_dict(self) -> dict:
+        """Plain JSON data (fresh loader workers rebuild the object from it)."""
+        o = self.options
+        return {
+            "pipeline": self.pipeline.to_dict(),
+            "info": self.info,
+            "options": {"min_area": o.min_area, "min_visibility": o.min_visibility,
+                        "min_wh": o.min_wh, "max_aspect": None if o.max_aspect == float("inf")
+                        else o.max_aspect, "box_rule": o.box_rule, "masks": o.masks},
+            "batch_size": self.batch_size,
+        }  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TargetPipeline:
+        from augpipe.transforms import Compose
+
+        o = dict(d["options"])
+        o["max_aspect"] = float("inf") if o["max_aspect"] is None else o["max_aspect"]
+
+        class _Info:
+            target_info = d["info"]
+
+        return cls(Compose.from_dict(d["pipeline"]), _Info(), TargetOptions(**o), d["batch_size"])
 
     def bind(self, dataset) -> TargetPipeline:
         return self
@@ -93,8 +132,31 @@ class TargetPipeline:
 
     # --------------------------------------------------------------- running
 
+    def _run(self, dataset, indices, seed: int, epoch: int, out) -> list:
+        """Images into ``out``, and the output-frame ``Targets`` of each sample."""
+        if getattr(getattr(self.pipeline, "_size_op", None), "needs_boxes", False):
+            from augpipe.targets.context import sample_boxes
+
+            boxes = {}
+            for i in np.asarray(indices, np.int64).reshape(-1):
+                t = dataset.targets(int(i))
+                boxes[int(i)] = t.boxes[~t.iscrowd]
+            with sample_boxes(boxes):  # RandomIoUCrop draws its crop from them
+                return self._run_plain(dataset, indices, seed, epoch, out)
+        return self._run_plain(dataset, indices, seed, epoch, out)
+
+    def _run_plain(self, dataset, indices, seed: int, epoch: int, out) -> list:
+        if self.mosaic:
+            from augpipe.targets.mosaic import run_mosaic
+
+            return run_mosaic(self, dataset, indices, seed, epoch, out)
+        self.pipeline.run_batch(dataset, indices, seed, epoch, out)
+        return self.targets_for(dataset, indices, seed, epoch)
+
     def targets_for(self, dataset, indices, seed: int, epoch: int) -> list:
         """The output-frame ``Targets`` of each sample (the same records ``run_batch`` uses)."""
+        if self.mosaic:
+            raise ConfigError("Mosaic: targets come with the images (run_batch or sample)")
         indices = np.asarray(indices, dtype=np.int64).reshape(-1)
         recs = self.pipeline.sample_params(np.asarray(dataset.sizes)[indices], indices, seed,
                                            epoch)  # fmt: skip
@@ -109,8 +171,7 @@ class TargetPipeline:
 
     def run_batch(self, dataset, indices, seed: int, epoch: int, out, extra=None) -> None:
         """Images into ``out`` (as ``Compose.run_batch``), targets into ``extra``."""
-        self.pipeline.run_batch(dataset, indices, seed, epoch, out)
-        ts = self.targets_for(dataset, indices, seed, epoch)
+        ts = self._run(dataset, indices, seed, epoch, out)
         if extra is not None:
             self.write(extra, ts, self.batch_size or len(ts))
 
@@ -119,8 +180,7 @@ class TargetPipeline:
         indices = np.asarray(indices, dtype=np.int64).reshape(-1)
         images = np.empty((len(indices), *self.output_shape), np.uint8)
         extra = np.zeros(self.extra_bytes(len(indices)), np.uint8)
-        self.pipeline.run_batch(dataset, indices, seed, epoch, images)
-        self.write(extra, self.targets_for(dataset, indices, seed, epoch), len(indices))
+        self.write(extra, self._run(dataset, indices, seed, epoch, images), len(indices))
         return images, self.read(extra, len(indices), len(indices))
 
     def write(self, extra: np.ndarray, ts: list, batch_size: int) -> None:

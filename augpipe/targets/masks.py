@@ -14,6 +14,27 @@ import numpy as np
 from numba import njit
 
 
+@njit(nogil=True, cache=True, fastmath=True, error_model="numpy")
+def _warp_affine(src, M, fill, out):
+    """The common case, no lens and no perspective: source = M (centred output), stepped."""
+    h, w = src.shape[0], src.shape[1]
+    H, W = out.shape[0], out.shape[1]
+    fw, fh = float(w), float(h)
+    for oy in range(H):
+        Y = oy + 0.5 - H * 0.5
+        X0 = 0.5 - W * 0.5
+        x = M[0, 0] * X0 + M[0, 1] * Y + M[0, 2]
+        y = M[1, 0] * X0 + M[1, 1] * Y + M[1, 2]
+        row = out[oy]
+        for ox in range(W):
+            if x >= 0.0 and y >= 0.0 and x < fw and y < fh:
+                row[ox] = src[int(y), int(x)]
+            else:
+                row[ox] = fill
+            x += M[0, 0]
+            y += M[1, 0]
+
+
 @njit(nogil=True, cache=True, error_model="numpy")
 def _warp_nearest(src, A1, k, A2, fill, out):
     h, w = src.shape[0], src.shape[1]
@@ -51,8 +72,12 @@ def warp_nearest(src: np.ndarray, rec, out_hw, fill: int, crop: int = 0) -> np.n
     from augpipe.targets.forward import source_map
 
     out = np.empty(tuple(out_hw), np.uint8)
-    _warp_nearest(np.ascontiguousarray(src, np.uint8), np.asarray(rec["A1"], np.float64),
-                  float(rec["k"]), source_map(rec, crop), np.uint8(fill), out)  # fmt: skip
+    src = np.ascontiguousarray(src, np.uint8)
+    A1, A2, k = np.asarray(rec["A1"], np.float64), source_map(rec, crop), float(rec["k"])
+    if k == 0.0 and not A1[2, :2].any() and not A2[2, :2].any() and A1[2, 2] == A2[2, 2] == 1:
+        _warp_affine(src, A2 @ A1, np.uint8(fill), out)
+    else:
+        _warp_nearest(src, A1, k, A2, np.uint8(fill), out)
     return out
 
 

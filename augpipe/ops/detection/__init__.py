@@ -1,0 +1,1 @@
+"""Ops that detection recipes use: Letterbox, RandomScale, HSVJitter (docs/targets.md)."""

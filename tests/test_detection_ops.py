@@ -1,0 +1,174 @@
+"""Letterbox, RandomScale and HSVJitter: pixels and targets through the same record."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from augpipe import Compose, HorizontalFlip, ShardDataset
+from augpipe.errors import ConfigError
+from augpipe.ops.detection.hsv import HSVJitter, hue_rotation
+from augpipe.ops.detection.letterbox import Letterbox
+from augpipe.ops.detection.random_scale import RandomScale
+from augpipe.targets.core import Targets
+from augpipe.targets.transform import transform
+
+
+def _img(h, w, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def test_letterbox_layout_fill_and_boxes():
+    img = _img(100, 200)
+    pipe = Compose([Letterbox(64)])
+    assert pipe.fill == 114  # taken from the op
+    out = pipe(img)
+    assert out.shape == (64, 64, 3)
+    # 200x100 -> 64x32, padded 16 above and below (the shrinking kernel's box filter may bleed
+    # into the first padding row: its last block of source rows is partial)
+    assert (out[:16] == 114).all() and (out[49:] == 114).all()
+    assert not (out[17:47] == 114).all()
+    rec = pipe.sample_params([(100, 200)], [0])[0]
+    t = Targets([[0, 0, 200, 100], [50, 25, 100, 75]], [0, 1], (100, 200))
+    np.testing.assert_allclose(transform(t, rec, (64, 64)).boxes,
+                               [[0, 16, 64, 48], [16, 24, 32, 40]], atol=1e-5)  # fmt: skip
+    assert Compose([Letterbox(64)], fill=0).fill == 0
+    small = Compose([Letterbox(64, scaleup=False)])(img[:20, :30])
+    assert (small[:22] == 114).all() and (small[:, :17] == 114).all()
+
+
+def test_letterbox_rejects_bad_fill():
+    with pytest.raises(ConfigError, match="Letterbox.fill"):
+        Letterbox(64, fill=300)
+
+
+def test_random_scale_scales_about_the_centre():
+    pipe = Compose([Letterbox(100), RandomScale((2.0, 2.0))])
+    rec = pipe.sample_params([(100, 100)], [0])[0]
+    t = Targets([[40, 40, 60, 60]], [0], (100, 100))
+    np.testing.assert_allclose(transform(t, rec, (100, 100)).boxes, [[30, 30, 70, 70]], atol=1e-5)
+    img = _img(100, 100)
+    np.testing.assert_array_equal(Compose([Letterbox(100), RandomScale(p=0.0)])(img), img)
+    with pytest.raises(ConfigError, match="RandomScale.scale"):
+        RandomScale((0.0, 1.0))
+
+
+def test_hsv_jitter_is_one_colour_matrix():
+    np.testing.assert_allclose(hue_rotation(np.array([2 * np.pi / 3]))[0] @ [1, 0, 0],
+                               [0, 1, 0], atol=1e-12)  # fmt: skip
+    img = _img(20, 24)
+    np.testing.assert_array_equal(Compose([HSVJitter(0, 0, 0)])(img), img)
+    grey = np.full((8, 8, 3), 100, np.uint8)
+    out = Compose([HSVJitter(0.5, 0.9, 0.0)])(grey, index=3)
+    np.testing.assert_array_equal(out, grey)  # hue and saturation leave grey alone
+    pipe = Compose([HSVJitter(0.0, 0.0, 0.4)])
+    rec = pipe.sample_params([(8, 8)], [5])[0]
+    v = rec["cmat"][0, 0]
+    assert 0.6 <= v <= 1.4 and np.allclose(rec["cmat"], v * np.eye(3), atol=1e-6)
+
+
+def test_flip_after_letterbox_mirrors_boxes_in_the_output():
+    pipe = Compose([Letterbox(64), HorizontalFlip(p=1.0)])
+    rec = pipe.sample_params([(100, 200)], [0])[0]
+    t = Targets([[0, 0, 100, 100]], [0], (100, 200))
+    np.testing.assert_allclose(transform(t, rec, (64, 64)).boxes, [[32, 16, 64, 48]], atol=1e-5)
+
+
+def _solid_dataset(tmp_path, sizes):
+    """Images of one solid colour each, one box covering the whole image, label = its index."""
+    import json
+
+    import cv2
+
+    from augpipe.format.pack import pack
+
+    (tmp_path / "im").mkdir()
+    images, anns = [], []
+    for i, (h, w) in enumerate(sizes):
+        cv2.imwrite(str(tmp_path / "im" / f"{i}.png"), np.full((h, w, 3), 40 + 50 * i, np.uint8))
+        images.append({"id": i, "file_name": f"{i}.png", "height": h, "width": w})
+        anns.append({"id": i, "image_id": i, "category_id": i, "bbox": [0, 0, w, h],
+                     "keypoints": [w / 2, h / 2, 2]})  # fmt: skip
+    cats = [{"id": i, "name": f"c{i}", "keypoints": ["centre"]} for i in range(len(sizes))]
+    js = tmp_path / "a.json"
+    js.write_text(json.dumps({"images": images, "annotations": anns, "categories": cats}))
+    pack(None, tmp_path / "p", coco=js, root=tmp_path / "im", format="raw", progress=False)
+    return ShardDataset(tmp_path / "p")
+
+
+def test_mosaic_tiles_pixels_and_boxes_agree(tmp_path):
+    from augpipe.ops.detection.mosaic import Mosaic
+    from augpipe.targets.batch import TargetPipeline
+
+    ds = _solid_dataset(tmp_path, [(40, 60), (64, 32), (50, 50), (30, 64)])
+    S = 64
+    tp = TargetPipeline(Compose([Mosaic(S)]).bind(ds), ds)
+    assert tp.max_instances == 4
+    images, t = tp.sample(ds, np.arange(4), seed=1)
+    for b in range(4):
+        img = images[b]
+        lo, hi = t["offsets"][b], t["offsets"][b + 1]
+        assert 1 <= hi - lo <= 4
+        near = {}  # per colour: the pixels of its tiles' boxes, grown by one (blended edges)
+        for j in range(lo, hi):
+            x0, y0, x1, y1 = t["boxes"][j]
+            assert 0 <= x0 < x1 <= S and 0 <= y0 < y1 <= S
+            colour = 40 + 50 * int(t["labels"][j])
+            # inside the box: the image's colour (edge pixels may blend)
+            inner = img[int(np.ceil(y0)) + 1 : int(y1) - 1, int(np.ceil(x0)) + 1 : int(x1) - 1, 0]
+            assert (inner == colour).all()
+            m = near.setdefault(colour, np.zeros((S, S), bool))
+            m[
+                max(int(y0) - 1, 0) : int(np.ceil(y1)) + 1,
+                max(int(x0) - 1, 0) : int(np.ceil(x1)) + 1,
+            ] = True
+            kx, ky, kv = t["keypoints"][j, 0]
+            if kv > 0:
+                assert x0 <= kx <= x1 and y0 <= ky <= y1
+        anywhere = np.zeros((S, S), bool)
+        for colour, m in near.items():
+            assert not ((img[..., 0] == colour) & ~m).any()  # no colour outside its boxes
+            anywhere |= m
+        assert (img[~anywhere] == 114).all()  # what no tile covers is the fill
+
+
+def test_mosaic_refuses_lens_and_plain_datasets(tmp_path, tiny_packed):
+    from augpipe import LensDistortion
+    from augpipe.ops.detection.mosaic import Mosaic
+    from augpipe.targets.batch import TargetPipeline
+
+    ds = _solid_dataset(tmp_path, [(40, 60), (64, 32)])
+    with pytest.raises(ConfigError, match="Mosaic"):
+        TargetPipeline(Compose([Mosaic(32), LensDistortion(0.1)]), ds)
+    plain = ShardDataset(tiny_packed)
+    with pytest.raises(ConfigError, match="Mosaic"):
+        Compose([Mosaic(32)]).bind(plain)
+    with pytest.raises(ConfigError, match="Mosaic"):
+        Compose([Mosaic(32)])(np.zeros((8, 8, 3), np.uint8))
+
+
+def test_random_iou_crop_keeps_an_object(tmp_path, tiny_packed):
+    from augpipe.ops.detection.iou_crop import RandomIoUCrop, _iou
+    from augpipe.targets.batch import TargetPipeline
+    from augpipe.targets.context import sample_boxes
+
+    ds = _solid_dataset(tmp_path, [(80, 120), (100, 60)])
+    for need in (0.3, 0.7):
+        op = RandomIoUCrop(32, options=(need,))
+        pipe = Compose([op]).bind(ds)
+        boxes = {i: ds.targets(i).boxes for i in range(2)}
+        for i in range(2):
+            for epoch in range(4):
+                with sample_boxes(boxes):
+                    rec = pipe.sample_params(ds.sizes[[i]], [i], seed=0, epoch=epoch)[0]
+                a = rec["A2"][0]
+                w, h = a[0, 0] * 32, a[1, 1] * 32
+                crop = np.array(
+                    [[a[0, 2] - w / 2, a[1, 2] - h / 2, a[0, 2] + w / 2, a[1, 2] + h / 2]]
+                )
+                assert _iou(boxes[i].astype(float), crop).max() >= need - 1e-9
+    tp = TargetPipeline(Compose([RandomIoUCrop(32), HorizontalFlip()]).bind(ds), ds)
+    images, t = tp.sample(ds, [0, 1], seed=2)
+    assert images.shape == (2, 32, 32, 3) and len(t["boxes"]) >= 1
+    with pytest.raises(ConfigError, match="RandomIoUCrop"):
+        Compose([RandomIoUCrop(32)]).bind(ShardDataset(tiny_packed))

@@ -135,3 +135,14 @@ def test_target_pipeline_as_data_for_fresh_workers(coco_packed):
     np.testing.assert_array_equal(a, b)
     for k in ta:
         np.testing.assert_array_equal(ta[k], tb[k])
+
+
+def test_bench_stages_carry_targets(coco_packed):
+    from augpipe.bench import stages
+    from augpipe.targets.batch import image_labels
+
+    ds = ShardDataset(coco_packed)
+    r = stages.decode_augment(ds, _pipe(), seconds=0.05, seed=0, batch=4)
+    assert r["median"] > 0
+    images, t = TargetPipeline(_pipe().bind(ds), ds).sample(ds, [6, 0], seed=0)
+    assert image_labels(t, 2).tolist() == [0, int(t["labels"][0])]

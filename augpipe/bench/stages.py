@@ -160,6 +160,10 @@ def decode_only(ds, pipeline, seconds: float, seed: int, batch: int = 64) -> dic
 def decode_augment(ds, pipeline, seconds: float, seed: int, batch: int = 64) -> dict:
     """The pipeline's own per-batch path (crop-aware decode + fused augmentation), one process."""
     bound = pipeline.bind(ds)
+    if getattr(ds, "has_targets", False):  # carrying the targets is part of the stage
+        from augpipe.targets.batch import TargetPipeline
+
+        bound = TargetPipeline(bound, ds)
     idx = _sample(len(ds), batch, seed + 2)
     out = np.empty((len(idx), *bound.output_shape), dtype=np.uint8)
     epoch = [0]
@@ -321,6 +325,10 @@ def end_to_end(ds, pipeline, cfg: BenchConfig, workers: int, seconds: float) -> 
                     x, y = next(it)
                 except StopIteration:
                     break
+                if isinstance(y, dict):  # detection targets: the classifier trains on a stand-in
+                    from augpipe.targets.batch import image_labels
+
+                    y = image_labels(y, len(x))
                 t1 = time.perf_counter()
                 step(x, y)
                 _sync(cfg.device)

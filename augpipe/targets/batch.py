@@ -243,3 +243,16 @@ def paint_instances(t, out: np.ndarray) -> None:
             fill_polygon(rings, out, j + 1)
         elif masks[j] is not None:
             out[masks[j] > 0] = j + 1
+
+
+def image_labels(targets: dict, n: int):
+    """One class per image (its first box's, 0 when it has none): a stand-in label so that a
+    classifier can train on detection batches (``augpipe bench`` times data, not accuracy)."""
+    offsets = [int(v) for v in targets["offsets"]]
+    labels = targets["labels"]
+    first = [int(labels[offsets[b]]) if offsets[b + 1] > offsets[b] else 0 for b in range(n)]
+    if type(labels).__module__.startswith("torch"):
+        import torch
+
+        return torch.tensor(first, dtype=torch.int64, device=labels.device)
+    return np.asarray(first, np.int64)

@@ -41,12 +41,16 @@ class ShardFeeder:
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
 
-    def check(self, plans: list, window: int, what: str) -> NodeSchedule:
-        """The node's schedule for ``plans``; ConfigError when the cache cannot hold it."""
+    def check(self, plans: list, window: int, what: str, more: tuple = ()) -> NodeSchedule:
+        """The node's schedule for ``plans``; ConfigError when the cache cannot hold it, or
+        cannot hold the schedule of any plan list in ``more`` (the next epochs, at start)."""
         schedule = NodeSchedule(plans, self.shard_of, self.bytes)
         limit = self.cache.limit
         if limit is not None:
             peak = schedule.peak_bytes(window)
+            if peak <= limit and more:
+                peak = max([peak] + [NodeSchedule(p, self.shard_of, self.bytes).peak_bytes(window)
+                                     for p in more])  # fmt: skip
             if peak > limit:
                 raise ConfigError(
                     f"cache_limit: {format_size(limit)} is smaller than the {format_size(peak)} "

@@ -121,13 +121,18 @@ def window(loader) -> int:
     return 2 if loader.workers == 0 else loader.prefetch + 1
 
 
-def node_schedule(loader, epoch: int):
+_LOOK_AHEAD_EPOCHS = 2  # also checked when the Loader is built, so a later epoch is no surprise
+
+
+def node_schedule(loader, epoch: int, ahead: int = 0):
     ranks = local_ranks(loader)
     plans = [loader._plan(epoch, r) for r in ranks]
+    more = [[plan(loader, e, r) for r in ranks] for e in range(epoch + 1, epoch + 1 + ahead)]
     # ranks of a node keep step within one batch of each other (each step's collective), so a
     # node's window is one batch longer than a rank's
     steps = window(loader) + (1 if len(ranks) > 1 else 0)
-    return loader._feeder.check(plans, steps, f"epoch {epoch}")
+    what = f"epoch {epoch}" + (f" to {epoch + ahead}" if ahead else "")
+    return loader._feeder.check(plans, steps, what, more)
 
 
 def make_feeder(loader):
@@ -139,7 +144,8 @@ def make_feeder(loader):
     ds = loader.dataset
     feeder = ShardFeeder(cache, ds._names, lambda idx: _shard_of(ds, idx))
     loader._feeder = feeder
-    node_schedule(loader, loader.epoch)  # refuse a too-small cache_limit now, not mid-epoch
+    # refuse a too-small cache_limit now, for this epoch and the next ones, not mid-run
+    node_schedule(loader, loader.epoch, _LOOK_AHEAD_EPOCHS)
     return feeder
 
 

@@ -148,7 +148,7 @@ def test_bad_part_arguments(src, tmp_path, capsys):
 
 
 def test_stale_temp_dirs_of_other_machines_are_left_alone(src, tmp_path):
-    from augpipe.format.pack import _host
+    from augpipe.format.assemble import _host
 
     dead = 2**22 + 12345  # above the default pid_max: no such process
     mine = tmp_path / f".p.tmp-{_host()}-{dead}"

@@ -27,14 +27,8 @@ import numpy as np
 
 from augpipe.errors import UserError
 from augpipe.format import parts as pt
-from augpipe.format.pack import (
-    PackReport,
-    ShardSink,
-    check_out,
-    commit_dir,
-    finish_dataset,
-    temp_dir,
-)
+from augpipe.format.assemble import ShardSink, check_out, commit_dir, finish_dataset, temp_dir
+from augpipe.format.pack import PackReport
 
 _ORDER = "pass every part's directory once, in order 0/N .. N-1/N"
 

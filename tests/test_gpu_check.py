@@ -64,3 +64,25 @@ def test_reports_survive_skipped_and_failed_steps(tmp_path):
     assert "error: RuntimeError: no photos" in md and "resnet50 224 px, augpipe: error: boom" in md
     assert "**not measured** Loader" in md
     assert json.loads((tmp_path / "gpu_check.json").read_text())["elapsed_s"] == 400
+
+
+def test_what_travels_to_the_device_fits_its_limit():
+    """The device call sends the tracked tree plus the carried folders: 64 MiB in all."""
+    import shutil
+
+    import pytest
+
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    header = (REPO / "bench" / "gpu_check.sh").read_text()
+    assert 'carry=[".whl", ".gpu_photos"]' in header
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True,
+                           check=True).stdout.split(b"\0")  # fmt: skip
+    tracked = sum((REPO / f.decode()).stat().st_size for f in files if f and (REPO / f.decode())
+                  .is_file())  # fmt: skip
+    ignored = subprocess.run(["git", "check-ignore", ".whl", ".gpu_photos"], cwd=REPO,
+                             capture_output=True, text=True).stdout.split()  # fmt: skip
+    assert ignored == [".whl", ".gpu_photos"]  # carried, never committed
+    photos = 7 << 20  # the 12 mate-backgrounds nature photos --prepare copies (6.6 MB)
+    wheels = 2 << 20  # lmdb + simplejpeg cp312 wheels (~1 MB)
+    assert tracked + photos + wheels < 48 << 20, f"{tracked / 2**20:.1f} MiB tracked"

@@ -393,7 +393,8 @@ def main(argv=None) -> int:
         print(report.summary(results))
         return 1
     resolutions = sorted({cfg["loader"]["res"], *(t["res"] for t in cfg["train"])})
-    results["numba_warmup_s"] = guarded(lambda: warm_numba(packed, resolutions)).get("value")
+    if only & {"loader", "train", "bench"}:
+        results["numba_warmup_s"] = guarded(lambda: warm_numba(packed, resolutions)).get("value")
     steps = {
         "loader": lambda: step_loader(cfg, packed, budget),
         "train": lambda: step_train(cfg, packed, photos, work, budget),

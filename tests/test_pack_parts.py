@@ -173,3 +173,23 @@ def test_a_finished_part_is_replaced_only_with_overwrite(src, tmp_path, capsys):
     capsys.readouterr()
     ds_as_part = ["pack", str(src), str(tmp_path / "ds"), "--part", "0/2", *OPTS, "--overwrite"]
     assert main(ds_as_part) == 2 and "is not a pack part" in _err(capsys)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"format": "jpeg", "quality": 80, "short_side": 50},
+        {"format": "jpeg", "restart_rows": True, "max_side": 60},
+        {"format": "raw", "max_pixels": 3000},  # the larger images are skipped
+    ],
+)
+def test_merge_equals_one_pack_for_other_options(src, tmp_path, options):
+    from augpipe.format.merge import merge
+
+    kw = dict(shard_size_mb=0.01, progress=False, shuffle_seed=3, **options)
+    pack(src, tmp_path / "one", **kw)
+    dirs = [tmp_path / f"p{i}" for i in range(2)]
+    for i, d in enumerate(dirs):
+        pack(src, d, part=(i, 2), **kw)
+    merge(dirs, tmp_path / "merged", progress=False)
+    assert _files(tmp_path / "merged") == _files(tmp_path / "one")

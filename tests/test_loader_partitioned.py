@@ -118,3 +118,4 @@ def test_peak_bytes_of_the_live_window():
     assert sched.peak_bytes(1) == 60 and sched.peak_bytes(2) == 70
     assert sched.next_use(1, 0) == 1 and sched.next_use(0, 1) == float("inf")
     assert sched.upcoming(0) == [0, 1, 2] and sched.upcoming(1) == [1, 2]
+    assert sched.last_step.tolist() == [0, 1, 1]

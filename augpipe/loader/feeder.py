@@ -24,7 +24,7 @@ from augpipe.errors import ConfigError, RemoteError
 from augpipe.loader.partitioned import NodeSchedule
 from augpipe.remote.cache import format_size
 
-_IDLE_S = 0.05
+_IDLE_S = 0.1
 
 
 class ShardFeeder:
@@ -107,17 +107,25 @@ class ShardFeeder:
         self.cache.next_use = None
 
     def _prefetch(self) -> None:
-        cache = self.cache
+        """Fetch shards in order of first need (computed once per epoch), skipping those whose
+        last use is behind the consumer, never more than the limit ahead."""
+        cache, schedule = self.cache, self._schedule
         budget = cache.limit if cache.limit is not None else float("inf")
+        order, last = schedule.upcoming(self._now), schedule.last_step.tolist()
+        seen: set[int] = set()  # found present: acquire() re-checks what it needs anyway
         while not self._stop.is_set():
-            fetched = False
-            ahead = 0
-            for s in self._schedule.upcoming(self._now):
+            fetched, ahead, now = False, 0, self._now
+            for s in order:
+                if last[s] < now:
+                    continue
                 ahead += int(self.bytes[s])
                 if ahead > budget or self._stop.is_set():
                     break
+                if s in seen:
+                    continue
                 name = self.names[s]
                 if cache.present(name):
+                    seen.add(s)
                     continue
                 try:
                     if not cache.ensure(name, required=False):
@@ -125,6 +133,7 @@ class ShardFeeder:
                 except RemoteError as exc:  # acquire() will meet it and raise it there
                     self.error = exc
                     return
+                seen.add(s)
                 fetched = True
                 break  # re-plan from the consumer's new position
             if not fetched:

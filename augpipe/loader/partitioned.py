@@ -147,6 +147,10 @@ class NodeSchedule:
         by_step = np.lexsort((self.shard, self.step))
         self._step_sorted = (self.step[by_step], self.shard[by_step])
         self._bounds = np.searchsorted(self.shard, np.arange(len(self.bytes) + 1))
+        # last step that needs each shard (-1: none this epoch)
+        ends = self._bounds[1:]
+        used = ends > self._bounds[:-1]
+        self.last_step = np.where(used, self.step[np.maximum(ends - 1, 0)], -1)
 
     def steps_of(self, shard: int) -> np.ndarray:
         return self.step[self._bounds[shard] : self._bounds[shard + 1]]

@@ -74,6 +74,9 @@ def stop_fsspec_io() -> None:
             session = getattr(fs, "_session", None)  # the http filesystem's aiohttp session
             if session is not None and not session.closed:
                 asyn.sync(loop, session.close)
+            client = getattr(fs, "_s3", None)  # s3fs's aiobotocore client
+            if client is not None:
+                asyn.sync(loop, client.__aexit__, None, None, None)
         cls.clear_instance_cache()
         stack.extend(cls.__subclasses__())
     loop.call_soon_threadsafe(loop.stop)

@@ -46,7 +46,10 @@ def register(sub) -> None:
     )
     p.add_argument("--channels-last", action="store_true", help="NHWC memory format")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
-    p.add_argument("--label-smoothing", type=float, default=0.1, metavar="X")
+    p.add_argument(
+        "--label-smoothing", "--smoothing", dest="label_smoothing", type=float, default=0.1,
+        metavar="X", help="label smoothing (timm's --smoothing; in the Mixup targets too)",
+    )  # fmt: skip
     p.add_argument(
         "--min-scale",
         type=float,
@@ -149,7 +152,42 @@ def register(sub) -> None:
     g.add_argument("--prefetch", type=int, default=None, help="batches the loader keeps ready")
     g.add_argument("--no-progress", dest="progress", action="store_false")
     _add_resume_args(p)
+    _recipe_args(p)
     p.set_defaults(func=run)
+
+
+def _recipe_args(p) -> None:
+    g = p.add_argument_group("recipe (timm's flags)")
+    g.add_argument("--aa", metavar="POLICY", default=None,
+                   help="rand-m9-mstd0.5-inc1 | trivialaugment | autoaugment | original | v0 | "
+                   "augmix-m5-w4-d2 | randaugment-n2-m9 (docs/transforms.md)")  # fmt: skip
+    g.add_argument("--reprob", type=float, default=0.0, help="RandomErasing probability")
+    g.add_argument("--remode", default="pixel", choices=("const", "rand", "pixel"))
+    g.add_argument("--mixup", type=float, default=0.0, metavar="ALPHA", help="Mixup alpha")
+    g.add_argument("--cutmix", type=float, default=0.0, metavar="ALPHA", help="CutMix alpha")
+    g.add_argument("--cutmix-minmax", type=float, nargs=2, default=None, metavar=("MIN", "MAX"))
+    g.add_argument("--mixup-prob", type=float, default=1.0)
+    g.add_argument("--mixup-switch-prob", type=float, default=0.5)
+    g.add_argument("--mixup-mode", default="batch", choices=("batch", "pair", "elem"))
+    g.add_argument("--bce-loss", action="store_true", help="binary cross-entropy loss")
+    g.add_argument("--aug-repeats", type=int, default=0, metavar="R",
+                   help="each sample R times per epoch (DeiT: 3)")  # fmt: skip
+
+
+def _recipe_config(args) -> dict:
+    return {
+        "aa": args.aa,
+        "reprob": args.reprob,
+        "remode": args.remode,
+        "mixup": args.mixup,
+        "cutmix": args.cutmix,
+        "cutmix_minmax": tuple(args.cutmix_minmax) if args.cutmix_minmax else None,
+        "mixup_prob": args.mixup_prob,
+        "mixup_switch_prob": args.mixup_switch_prob,
+        "mixup_mode": args.mixup_mode,
+        "bce_loss": args.bce_loss,
+        "aug_repeats": args.aug_repeats,
+    }
 
 
 def _add_resume_args(p) -> None:
@@ -212,6 +250,7 @@ def config_from_args(args):
         keep=args.keep,
         resume=args.resume,
         pipeline=args.pipeline,
+        **_recipe_config(args),
     )
 
 

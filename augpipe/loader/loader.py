@@ -173,9 +173,13 @@ class Loader:
             if self._part is not None:
                 self._plan_cache = (key, rh.plan(self, epoch, self.rank))
                 return self._plan_cache[1]
-            order = epoch_order(self._n, self.seed, epoch, self.shuffle, self.order,
-                                self._shard_sizes)  # fmt: skip
-            mine = rank_indices(order, self.rank, self.world_size, self.drop_last)
+            custom = getattr(self.dataset, "rank_order", None)  # augpipe.loader.repeat
+            if custom is not None:
+                mine = custom(self.seed, epoch, self.shuffle, self.rank, self.world_size)
+            else:
+                order = epoch_order(self._n, self.seed, epoch, self.shuffle, self.order,
+                                    self._shard_sizes)  # fmt: skip
+                mine = rank_indices(order, self.rank, self.world_size, self.drop_last)
             self._plan_cache = (key, EpochPlan(mine, self.batch_size, self.drop_last))
         return self._plan_cache[1]
 
@@ -183,6 +187,8 @@ class Loader:
         if self._part is not None:
             return rh.full_len(self)
         per_rank = samples_per_rank(self._n, self.world_size, self.drop_last)
+        if hasattr(self.dataset, "rank_order"):
+            per_rank = len(self._plan(self.epoch).indices)
         return batch_count(per_rank, self.batch_size, self.drop_last)
 
     def indices(self, epoch: int | None = None) -> np.ndarray:

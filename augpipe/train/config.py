@@ -68,6 +68,18 @@ class TrainConfig:
     # --pipeline: a pipeline JSON file or a registered string spec (augpipe.spec.load_pipeline)
     # for training, in place of the one --res, --min-scale and --no-flip build
     pipeline: str | None = None
+    # timm's recipe options (augpipe.train.recipe)
+    aa: str | None = None
+    reprob: float = 0.0
+    remode: str = "pixel"
+    mixup: float = 0.0
+    cutmix: float = 0.0
+    cutmix_minmax: tuple[float, float] | None = None
+    mixup_prob: float = 1.0
+    mixup_switch_prob: float = 0.5
+    mixup_mode: str = "batch"
+    bce_loss: bool = False
+    aug_repeats: int = 0
 
     def resolved(self, world_size: int = 1, cuda_available: bool = False) -> TrainConfig:
         """A validated copy with every ``None``/``auto`` default replaced by its value."""
@@ -141,6 +153,7 @@ class TrainConfig:
         _positive_int("--keep", self.keep)
         if self.warmup_epochs is not None and self.warmup_epochs < 0:
             raise bad_param("--warmup-epochs", "a number >= 0", self.warmup_epochs)
+        self._validate_recipe()
         if self.pipeline is not None:
             self._check_pipeline()
 
@@ -163,10 +176,37 @@ class TrainConfig:
             raise bad_param("--progressive-res", "no --pipeline file (its sizes are fixed)",
                             self.pipeline, "drop one of the two")  # fmt: skip
 
+    def _validate_recipe(self) -> None:
+        if self.aa:
+            from augpipe.ops.policies.strings import policy_from_string
+
+            policy_from_string(self.aa)  # a malformed string names its bad key
+        if not 0.0 <= self.reprob <= 1.0:
+            raise bad_param("--reprob", "a probability in [0, 1]", self.reprob)
+        if self.remode not in ("const", "rand", "pixel"):
+            raise bad_param("--remode", "const, rand or pixel", self.remode)
+        for name, v in (("--mixup", self.mixup), ("--cutmix", self.cutmix)):
+            if not (math.isfinite(v) and v >= 0):
+                raise bad_param(name, "an alpha >= 0 (0: off)", v)
+        for name, v in (("--mixup-prob", self.mixup_prob),
+                        ("--mixup-switch-prob", self.mixup_switch_prob)):  # fmt: skip
+            if not 0.0 <= v <= 1.0:
+                raise bad_param(name, "a probability in [0, 1]", v)
+        if self.mixup_mode not in ("batch", "pair", "elem"):
+            raise bad_param("--mixup-mode", "batch, pair or elem", self.mixup_mode)
+        if self.cutmix_minmax is not None:
+            lo, hi = self.cutmix_minmax
+            if not 0.0 <= lo < hi <= 1.0:
+                raise bad_param("--cutmix-minmax", "MIN MAX with 0 <= MIN < MAX <= 1",
+                                self.cutmix_minmax)  # fmt: skip
+        if not isinstance(self.aug_repeats, int) or self.aug_repeats < 0:
+            raise bad_param("--aug-repeats", "an integer >= 0 (0 or 1: off)", self.aug_repeats)
+
     def to_json(self) -> dict:
         d = dataclasses.asdict(self)
-        if d["progressive_res"] is not None:
-            d["progressive_res"] = list(d["progressive_res"])
+        for key in ("progressive_res", "cutmix_minmax"):
+            if d[key] is not None:
+                d[key] = list(d[key])
         return d
 
 

@@ -137,7 +137,8 @@ def train_epoch(
         scheduler.step()
         b = labels.shape[0]
         sums.loss_sum += loss.detach().double() * b
-        sums.correct += (logits.detach().argmax(1) == labels).sum()
+        hard = labels.argmax(1) if labels.ndim == 2 else labels  # Mixup/CutMix: soft targets
+        sums.correct += (logits.detach().argmax(1) == hard).sum()
         sums.images += b
         steps += 1
         sums.steps = steps

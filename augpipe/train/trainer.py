@@ -14,7 +14,7 @@ from torch import nn
 
 from augpipe.errors import DatasetError
 from augpipe.models import get_model
-from augpipe.train import distributed, resume
+from augpipe.train import distributed, recipe, resume
 from augpipe.train.checkpoint import load_init
 from augpipe.train.config import TrainConfig, res_for_epoch
 from augpipe.train.epoch import Run, run_epoch
@@ -34,15 +34,20 @@ from augpipe.train.tta import VIEWS, val_pipeline
 AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def train_pipeline(res: int, min_scale: float = 0.08, flip: bool = True, spec: str | None = None):
+def train_pipeline(
+    res: int, min_scale: float = 0.08, flip: bool = True, spec: str | None = None, extra=()
+):
+    """Crop (+ flip), or the ``--pipeline`` spec; then ``extra``: the recipe's ops
+    (``augpipe.train.recipe``)."""
     if spec is not None:  # --pipeline FILE.json or a registered string spec
         from augpipe.spec import load_pipeline
 
-        return load_pipeline(spec, size=res)
+        pipe = load_pipeline(spec, size=res)
+        return type(pipe)(pipe.ops + list(extra), fill=pipe.fill) if extra else pipe
     from augpipe.transforms import Compose, HorizontalFlip, RandomResizedCrop
 
     ops = [RandomResizedCrop(res, scale=(min_scale, 1.0))]
-    return Compose(ops + [HorizontalFlip()] if flip else ops)
+    return Compose((ops + [HorizontalFlip()] if flip else ops) + list(extra))
 
 
 def open_datasets(cfg: TrainConfig):
@@ -152,10 +157,13 @@ def _run(cfg: TrainConfig, info: distributed.DistInfo, stop: StopSignals) -> dic
 
     start_epoch = ckpt["epoch"] if ckpt else 0
     res = res_for_epoch(cfg, start_epoch)
-    pipe = train_pipeline(res, cfg.min_scale, cfg.flip, cfg.pipeline)
+    extra = recipe.recipe_ops(cfg, num_classes)  # --aa, --reprob, --mixup/--cutmix
+    train_ds = recipe.repeated(train_ds, cfg)  # --aug-repeats
+    pipe = train_pipeline(res, cfg.min_scale, cfg.flip, cfg.pipeline, extra)
     train_loader = make_loader(train_ds, pipe, cfg.batch_size, True, cfg, device)
     val_batch = max(1, cfg.batch_size // VIEWS[cfg.tta])
-    val_loader = make_loader(val_ds, val_pipeline(cfg.tta, cfg.res), val_batch, False, cfg, device)
+    val_pipe = val_pipeline(cfg.tta, cfg.res, recipe.stored_short_side(val_ds))
+    val_loader = make_loader(val_ds, val_pipe, val_batch, False, cfg, device)
     log = None
     try:
         log = RunLog(cfg.out, enabled=info.is_main, tensorboard=cfg.tensorboard,
@@ -178,7 +186,7 @@ def _run(cfg: TrainConfig, info: distributed.DistInfo, stop: StopSignals) -> dic
         if cfg.compile:
             net = torch.compile(net)
         ctx = StepContext(device, amp_dtype, scaler, cfg.channels_last)
-        criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        criterion = recipe.criterion(cfg)
         run = Run(cfg, info, model, net, frozen, optimizer, scheduler, criterion, ctx, steps,
                   train_loader, val_loader, log, stop, hashes)  # fmt: skip
         if ckpt:
@@ -216,7 +224,7 @@ def _run(cfg: TrainConfig, info: distributed.DistInfo, stop: StopSignals) -> dic
             if new_res != res:  # progressive resizing: a new pipeline at the new size
                 run.train_loader.close()
                 res = new_res
-                pipe = train_pipeline(res, cfg.min_scale, cfg.flip, cfg.pipeline)
+                pipe = train_pipeline(res, cfg.min_scale, cfg.flip, cfg.pipeline, extra)
                 run.train_loader = make_loader(train_ds, pipe, cfg.batch_size, True, cfg, device)
                 train_loader = run.train_loader
             run_epoch(run, epoch, res, sums)

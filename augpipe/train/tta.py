@@ -17,23 +17,31 @@ VIEWS = {"none": 1, "flip": 2, "10crop": 10, "multiscale": 50}
 RESNET_SCALES = (224, 256, 384, 480, 640)
 
 
-def eval_short_side(res: int) -> int:
-    """Short side the image is resized to before a centre crop of ``res`` (256 for 224)."""
-    return int(round(res * 256 / 224))
+def eval_short_side(res: int, stored_short: int | None = None) -> int:
+    """Short side the image is resized to before a centre crop of ``res`` (256 for 224).
+
+    Images stored at about the training size (short side <= res * 256/224, e.g. 28 px
+    Fashion-MNIST at res 28) are not enlarged and cropped: resizing to ``res`` keeps what
+    training saw (training crops the whole stored image, not a 256-of-it window)."""
+    side = int(round(res * 256 / 224))
+    if stored_short is not None and stored_short <= side:
+        return res
+    return side
 
 
 def multiscale_sides(res: int) -> tuple[int, ...]:
     return tuple(int(round(s * res / 224)) for s in RESNET_SCALES)
 
 
-def val_pipeline(mode: str, res: int):
-    """The evaluation pipeline for a TTA mode, built from ``augpipe.transforms``."""
+def val_pipeline(mode: str, res: int, stored_short: int | None = None):
+    """The evaluation pipeline for a TTA mode, built from ``augpipe.transforms``
+    (``stored_short``: the dataset's typical short side, see ``eval_short_side``)."""
     from augpipe.transforms import CenterCrop, Compose, MultiScaleTenCrop, TenCrop
 
     if mode in ("none", "flip"):
-        return Compose([CenterCrop(res, short_side=eval_short_side(res))])
+        return Compose([CenterCrop(res, short_side=eval_short_side(res, stored_short))])
     if mode == "10crop":
-        return Compose([TenCrop(res, short_side=eval_short_side(res))])
+        return Compose([TenCrop(res, short_side=eval_short_side(res, stored_short))])
     if mode == "multiscale":
         return Compose([MultiScaleTenCrop(res, scales=multiscale_sides(res))])
     raise ValueError(mode)

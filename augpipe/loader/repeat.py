@@ -1,0 +1,55 @@
+"""Repeated augmentation (DeiT / timm ``--aug-repeats``): each sample drawn r times per epoch
+with independent augmentation, spread across ranks as timm's ``RepeatAugSampler`` does.
+
+``RepeatDataset(base, r)`` has ``r * len(base)`` virtual records: virtual index ``k N + i`` is
+repeat k of record i (augmentation parameters are drawn from the virtual index, so the repeats
+differ). Its ``rank_order`` (the Loader uses it instead of its own order) is timm's sampler:
+a permutation of the N records from (seed, epoch), each repeated r times in a row, padded to a
+multiple of the world size, rank k taking every world-size-th from k (so the r repeats of a
+record land on r different ranks, or in one batch on a single rank), then the first
+``N // 256 * 256 / world`` (timm's ``selected_round``; ``ceil(N / world)`` below 256 records):
+an epoch keeps about N samples in total. Pure function of (seed, epoch): resumable.
+
+>>> Loader(RepeatDataset(ShardDataset("train.packed"), 3), 256, pipe)
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from augpipe import rng
+from augpipe.errors import bad_param
+from augpipe.train.split import SubsetDataset
+
+
+class RepeatDataset(SubsetDataset):
+    """``base`` with every record present ``repeats`` times (see the module docstring)."""
+
+    def __init__(self, base, repeats: int):
+        if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+            raise bad_param("aug_repeats", "an integer >= 1", repeats, "e.g. 3")
+        n = len(base)
+        super().__init__(base, np.tile(np.arange(n, dtype=np.int64), repeats))
+        self.repeats = repeats
+        self.n_base = n
+
+    def __repr__(self) -> str:
+        return f"RepeatDataset({self.base!r}, repeats={self.repeats})"
+
+    def rank_order(self, seed: int, epoch: int, shuffle: bool, rank: int, world: int):
+        """This rank's virtual indices for ``epoch`` (timm's RepeatAugSampler)."""
+        return repeat_order(self.n_base, self.repeats, seed, epoch, shuffle, rank, world)
+
+
+def repeat_order(n: int, r: int, seed: int, epoch: int, shuffle: bool, rank: int, world: int):
+    base = rng.permutation(n, seed, epoch) if shuffle else np.arange(n, dtype=np.int64)
+    virt = (np.arange(r, dtype=np.int64)[None, :] * n + base[:, None]).reshape(-1)
+    per_rank = int(math.ceil(n * r / world))
+    total = per_rank * world
+    if total > len(virt):
+        virt = np.concatenate([virt, virt[: total - len(virt)]])
+    mine = virt[rank:total:world]
+    selected = (n // 256 * 256) // world if n >= 256 else int(math.ceil(n / world))
+    return mine[: max(selected, 1)]

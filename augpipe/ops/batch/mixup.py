@@ -1,0 +1,206 @@
+"""Mixup and CutMix with timm's semantics (``timm/data/mixup.py``), as a batch op.
+
+Per batch (``mode="batch"``), per pair (``"pair"``: i and B-1-i share one draw and mix with
+each other) or per element (``"elem"``): with probability ``prob`` mix, choosing CutMix with
+probability ``switch_prob`` when both are on; λ ~ Beta(α, α). Mixup: ``x = λ x + (1-λ) x'``;
+CutMix pastes the partner's box (side √(1-λ) of the image, centre uniform, clipped; or sides
+uniform in ``cutmix_minmax``) and λ becomes 1 - box area / image area (``correct_lam``). The
+partner of sample i is B-1-i. Targets: ``λ onehot(y) + (1-λ) onehot(y')`` with label
+smoothing (off = s / classes, on = 1 - s + off), float, shape (B, classes).
+
+Parameters are drawn from (seed, epoch, batch) only, so determinism and resume hold. It runs
+where it is cheapest: ``stage="device"`` (default) on what the Loader yields, after the copy
+(torch tensors on the GPU, vectorised); ``stage="host"`` on the uint8 NumPy batch (Mixup then
+rounds to uint8).
+
+>>> Compose([RandomResizedCrop(224), HorizontalFlip(), Mixup(0.8, 1.0, label_smoothing=0.1)])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import ClassVar
+
+import numpy as np
+
+from augpipe import rng
+from augpipe.errors import bad_param
+from augpipe.ops.base import Op, number, positive_int, probability
+from augpipe.ops.policies.vocab import gamma
+
+MODES = ("batch", "pair", "elem")
+
+
+def _beta(seed, epoch, idx, stream, a):
+    x = gamma(seed, epoch, idx, stream, a)
+    y = gamma(seed, epoch, idx, stream + 1000, a)
+    return x / (x + y)
+
+
+@dataclass(frozen=True)
+class Mixup(Op):
+    """timm's Mixup/CutMix (see the module docstring); ``num_classes`` comes from the dataset
+    when the pipeline is bound (Loader) unless given.
+
+    >>> Mixup(mixup_alpha=0.8, cutmix_alpha=1.0, prob=1.0, switch_prob=0.5, mode="batch")
+    """
+
+    mixup_alpha: float = 1.0
+    cutmix_alpha: float = 0.0
+    cutmix_minmax: tuple[float, float] | None = None
+    prob: float = 1.0
+    switch_prob: float = 0.5
+    mode: str = "batch"
+    correct_lam: bool = True
+    label_smoothing: float = 0.1
+    num_classes: int | None = None
+    stage: str = "device"
+    kind: ClassVar[str] = "batch"
+
+    def __post_init__(self):
+        number("Mixup.mixup_alpha", self.mixup_alpha, 0.0, 100.0)
+        number("Mixup.cutmix_alpha", self.cutmix_alpha, 0.0, 100.0)
+        if self.cutmix_minmax is not None:
+            if not isinstance(self.cutmix_minmax, (tuple, list)) or len(self.cutmix_minmax) != 2:
+                raise bad_param("Mixup.cutmix_minmax", "(min, max) fractions", self.cutmix_minmax)
+            lo = number("Mixup.cutmix_minmax[0]", self.cutmix_minmax[0], 0.0, 1.0)
+            hi = number("Mixup.cutmix_minmax[1]", self.cutmix_minmax[1], 0.0, 1.0)
+            if lo >= hi:
+                raise bad_param("Mixup.cutmix_minmax", "min < max", self.cutmix_minmax)
+        if self.mixup_alpha <= 0 and self.cutmix_alpha <= 0 and self.cutmix_minmax is None:
+            alphas = (self.mixup_alpha, self.cutmix_alpha)
+            raise bad_param("Mixup", "mixup_alpha > 0, cutmix_alpha > 0 or cutmix_minmax",
+                            alphas, "e.g. Mixup(0.8, 1.0)")  # fmt: skip
+        probability("Mixup.prob", self.prob)
+        probability("Mixup.switch_prob", self.switch_prob)
+        if self.mode not in MODES:
+            raise bad_param("Mixup.mode", f"one of {MODES}", self.mode)
+        number("Mixup.label_smoothing", self.label_smoothing, 0.0, 1.0)
+        if self.num_classes is not None:
+            positive_int("Mixup.num_classes", self.num_classes)
+        if self.stage not in ("host", "device"):
+            raise bad_param("Mixup.stage", "'host' or 'device'", self.stage)
+
+    def bind(self, dataset):
+        if self.num_classes is not None:
+            return self
+        return replace(self, num_classes=len(dataset.classes))
+
+    @property
+    def _cut_alpha(self) -> float:
+        return 1.0 if self.cutmix_minmax is not None else self.cutmix_alpha
+
+    def params(self, seed: int, epoch: int, key: int, batch_size: int, hw, pos: int = 0):
+        """(lam (B,) after the area correction, cut (B,) bool, boxes (B, 4) y0 y1 x0 x1)."""
+        B = batch_size
+        n = {"batch": 1, "pair": B // 2, "elem": B}[self.mode]
+        idx = np.arange(max(n, 1), dtype=np.int64)
+        base = (rng.stream_id(pos, 0) << 24) + int(key) * 64  # 64 streams per batch
+
+        def u(k):
+            return rng.uniform(seed, epoch, idx, base + k)
+
+        mix_a, cut_a = self.mixup_alpha, self._cut_alpha
+        if mix_a > 0 and cut_a > 0:
+            cut = u(0) < self.switch_prob
+        else:
+            cut = np.full(len(idx), cut_a > 0)
+        lam_mix = _beta(seed, epoch, idx, base + 1, mix_a) if mix_a > 0 else np.ones(len(idx))
+        lam_cut = _beta(seed, epoch, idx, base + 3, cut_a) if cut_a > 0 else np.ones(len(idx))
+        on = u(5) < self.prob
+        lam = np.where(on, np.where(cut, lam_cut, lam_mix), 1.0)
+        cut &= on & (lam < 1.0)
+        H, W = hw
+        if self.cutmix_minmax is not None:
+            lo, hi = self.cutmix_minmax
+            ch = _randint(u(6), int(H * lo), int(H * hi))
+            cw = _randint(u(7), int(W * lo), int(W * hi))
+            y0 = _randint(u(8), 0, H - ch)
+            x0 = _randint(u(9), 0, W - cw)
+            boxes = np.stack([y0, y0 + ch, x0, x0 + cw], axis=1)
+        else:
+            r = np.sqrt(1.0 - lam)
+            ch, cw = (H * r).astype(np.int64), (W * r).astype(np.int64)
+            cy, cx = _randint(u(6), 0, H), _randint(u(7), 0, W)
+            y0, y1 = np.clip(cy - ch // 2, 0, H), np.clip(cy + ch // 2, 0, H)
+            x0, x1 = np.clip(cx - cw // 2, 0, W), np.clip(cx + cw // 2, 0, W)
+            boxes = np.stack([y0, y1, x0, x1], axis=1)
+        if self.correct_lam or self.cutmix_minmax is not None:
+            area = (boxes[:, 1] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 2])
+            lam = np.where(cut, 1.0 - area / float(H * W), lam)
+        if self.mode == "batch":
+            rep = np.zeros(B, np.int64)
+        elif self.mode == "pair":
+            half = np.arange(B)
+            rep = np.minimum(np.minimum(half, B - 1 - half), max(n - 1, 0))
+        else:
+            rep = np.arange(B)
+        return lam[rep].astype(np.float32), cut[rep], boxes[rep]
+
+    def targets(self, labels: np.ndarray, lam: np.ndarray) -> np.ndarray:
+        """Soft targets (B, classes), float32."""
+        labels = np.asarray(labels).astype(np.int64).reshape(-1)
+        C = int(self.num_classes)
+        off = self.label_smoothing / C
+        on = 1.0 - self.label_smoothing + off
+        y1 = np.full((len(labels), C), off, np.float32)
+        y1[np.arange(len(labels)), labels] = on
+        y2 = y1[::-1]
+        lam = np.asarray(lam, np.float32)[:, None]
+        return y1 * lam + y2 * (1.0 - lam)
+
+    def run(self, images, labels, seed: int, epoch: int, key: int, pos: int, indices=None):
+        """Mix a batch: NHWC NumPy or NCHW torch images; returns (images, soft targets)."""
+        if self.num_classes is None:
+            raise bad_param("Mixup.num_classes", "the class count (bind the pipeline to a "
+                            "dataset, or pass num_classes=)", None)  # fmt: skip
+        B = len(labels)
+        torch_in = not isinstance(images, np.ndarray)
+        hw = tuple(images.shape[-2:]) if torch_in else tuple(images.shape[1:3])
+        lam, cut, boxes = self.params(seed, epoch, key, B, hw, pos)
+        lab = labels.cpu().numpy() if torch_in else np.asarray(labels)
+        t = self.targets(lab, lam)
+        if torch_in:
+            from augpipe.ops.batch.mix_torch import mix_torch
+
+            return mix_torch(images, lam, cut, boxes), _like(labels, t, images)
+        return mix_numpy(images, lam, cut, boxes), t
+
+
+def _randint(u, lo, hi):
+    """numpy.random.randint(lo, hi) from uniforms u (hi > lo; else lo)."""
+    hi = np.maximum(np.asarray(hi), np.asarray(lo) + 1)
+    return (lo + np.floor(u * (hi - lo))).astype(np.int64)
+
+
+def _like(labels, t, images):
+    import torch
+
+    return torch.from_numpy(t).to(images.device, non_blocking=True)
+
+
+def cut_mask(boxes: np.ndarray, cut: np.ndarray, hw) -> np.ndarray:
+    """(B, H, W) bool: True inside each sample's CutMix box."""
+    H, W = hw
+    yy = np.arange(H)[None, :, None]
+    xx = np.arange(W)[None, None, :]
+    b = boxes[:, :, None, None]
+    m = (yy >= b[:, 0]) & (yy < b[:, 1]) & (xx >= b[:, 2]) & (xx < b[:, 3])
+    return m & cut[:, None, None]
+
+
+def mix_numpy(images: np.ndarray, lam, cut, boxes) -> np.ndarray:
+    """NHWC batch: CutMix boxes copied from the partner, Mixup blended (uint8: rounded)."""
+    partner = images[::-1]
+    mixing = (lam < 1.0) & ~cut
+    out = images.copy()
+    if np.any(mixing):
+        w = lam[:, None, None, None]
+        blend = images * w + partner * (1.0 - w)
+        if images.dtype == np.uint8:
+            blend = np.rint(blend).clip(0, 255)
+        out[mixing] = blend[mixing].astype(images.dtype)
+    if np.any(cut):
+        m = cut_mask(boxes, cut, images.shape[1:3])
+        out[m] = partner[m]
+    return out

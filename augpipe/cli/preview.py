@@ -46,9 +46,9 @@ def pipeline(name: str, size: int):
         return T.Compose([T.TenCrop(size, short_side=round(size * 8 / 7))])
     if name == "multiscale":
         return T.Compose([T.MultiScaleTenCrop(size, scales=(size, round(size * 8 / 7)))])
-    from augpipe.spec import load_pipeline
+    from augpipe.spec import load_pipeline  # a JSON file or a string spec: rand-m9-mstd0.5
 
-    return load_pipeline(name, size=size)  # a JSON file or a registered string spec
+    return load_pipeline(name, size=size)
 
 
 def register(sub) -> None:
@@ -66,8 +66,8 @@ def register(sub) -> None:
     p.add_argument(
         "--pipeline",
         default="train",
-        help=f"{' | '.join(PIPELINES)} (default train), a pipeline JSON file (pipe.save) or a "
-        "registered string spec",
+        help=f"{' | '.join(PIPELINES)} (default train), a pipeline .json file, or a policy "
+        "string such as rand-m9-mstd0.5-inc1 (captions name the ops drawn)",
     )
     p.add_argument("--size", type=int, default=160, help="output size in pixels (default 160)")
     p.set_defaults(func=run)
@@ -88,6 +88,23 @@ def _fit(img: np.ndarray, size: int, width: int | None = None) -> np.ndarray:
     y, x = (size - small.shape[0]) // 2, (width - small.shape[1]) // 2
     tile[y : y + small.shape[0], x : x + small.shape[1]] = small
     return tile
+
+
+def caption_band(pipe, index: int, seed: int, epoch: int, width: int) -> np.ndarray:
+    """Lines naming the policy/pixel ops and magnitudes the sample drew (none: empty)."""
+    import cv2
+
+    from augpipe.ops.policies.describe import sample_caption
+
+    text = sample_caption(pipe, index, seed, epoch)
+    per_line = max(8, width // 6)
+    lines = [text[k : k + per_line] for k in range(0, len(text), per_line)][:3]
+    rows = 3 if any(op.kind in ("pixel", "policy", "erase") for op in pipe.ops) else 0
+    band = np.full((13 * rows, width, 3), 255, np.uint8)  # same height for every tile
+    for k, line in enumerate(lines):
+        cv2.putText(band, line, (3, 13 * k + 10), cv2.FONT_HERSHEY_SIMPLEX, 0.33, (40, 40, 160),
+                    1, cv2.LINE_AA)  # fmt: skip
+    return band
 
 
 def render_grid(dataset, pipe, indices, seed: int, epoch: int, size: int) -> np.ndarray:
@@ -123,6 +140,7 @@ def render_grid(dataset, pipe, indices, seed: int, epoch: int, size: int) -> np.
             1,
             cv2.LINE_AA,
         )
+        label = np.concatenate([label, caption_band(pipe, int(i), seed, epoch, strip.shape[1])])
         tiles.append(
             np.pad(
                 np.concatenate([label, strip]), ((0, gap), (0, gap), (0, 0)), constant_values=255

@@ -146,3 +146,11 @@ def test_bench_stages_carry_targets(coco_packed):
     assert r["median"] > 0
     images, t = TargetPipeline(_pipe().bind(ds), ds).sample(ds, [6, 0], seed=0)
     assert image_labels(t, 2).tolist() == [0, int(t["labels"][0])]
+
+
+def test_target_options_on_a_dataset_without_targets_is_an_error(tiny_packed):
+    from augpipe.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="targets"):
+        Loader(tiny_packed, 2, Compose([RandomResizedCrop(16)]), output="numpy", workers=0,
+               targets=TargetOptions())  # fmt: skip

@@ -135,6 +135,9 @@ class Loader:
 
             self.pipeline = self._targets = TargetPipeline(self.pipeline, self.dataset, targets,
                                                            self.batch_size)  # fmt: skip
+        elif targets is not None:
+            raise bad_param("targets", "a dataset packed with targets (--coco/--yolo/--voc/"
+                            "--masks)", "a dataset without targets", "drop targets=")  # fmt: skip
         self.sample_shape = tuple(int(v) for v in self.pipeline.output_shape)
         self._labels = np.asarray(self.dataset.labels, dtype=np.int64)
         self._n = len(self.dataset)

@@ -5,7 +5,9 @@
 All in one run, on the same images and cores: random-resized crop 224 + horizontal flip,
 batch 256, 2 workers, whole epochs (the 5,000-image corpus).  Also augpipe with 1 worker
 (scaling), the 2-process ``cv2.imdecode`` full-decode rate on the same JPEG bytes (the
-decode-only ceiling), and the time to the first batch with fork and with spawn.
+decode-only ceiling), the time to the first batch with fork and with spawn, and (from
+``bench/loader_epochs.py``) worker start-up per start method and the data wait of the first
+batch of a new epoch against the steady state, with persistent workers.
 
 The machine this runs on is shared, so the contenders are measured in interleaved *rounds*
 (one timed epoch of each per round, the order rotating every round) rather than one after the
@@ -216,6 +218,9 @@ def run_corpus(args) -> tuple[str, dict]:
         for method in starts:
             starts[method].append(first_batch_seconds(args.packed, method, args.batch, args.size))
 
+    from bench import loader_epochs
+
+    boundary = loader_epochs.measure(args.packed, args.batch, args.size, 3, 1.5)
     a2 = _augpipe_loader(args.packed, 2, args.batch, args.size)
     a1 = _augpipe_loader(args.packed, 1, args.batch, args.size)
     decode = DecodeOnly(args.packed, 2)
@@ -261,8 +266,12 @@ def run_corpus(args) -> tuple[str, dict]:
     decode.close()
 
     text = report(rates, starts, args, meta, loads, skipped)
+    # bench/loader_epochs.py: worker start-up per start method, and the epoch boundary
+    text += ("\n\nWorker start-up (`bench/loader_epochs.py`, 2 workers, median of 3): "
+             + loader_epochs.report(boundary, args.batch).replace("\n", "; "))  # fmt: skip
     more, extra = other_sizes(args, common_peer_args(args))
-    return text + "\n\n" + more, {"rates": rates, "first_batch_s": starts, "sizes": extra}
+    return text + "\n\n" + more, {"rates": rates, "first_batch_s": starts, "sizes": extra,
+                                  "epochs": boundary}  # fmt: skip
 
 
 def common_peer_args(args) -> dict:

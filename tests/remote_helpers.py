@@ -33,6 +33,13 @@ class BytesPipeline:
     def bind(self, dataset):
         return self
 
+    def to_dict(self) -> dict:  # fresh loader workers rebuild it from this
+        return {}
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        return cls()
+
     def run_batch(self, dataset, indices, seed, epoch, out) -> None:
         for k, idx in enumerate(indices):
             crc = zlib.crc32(bytes(dataset.raw(int(idx))))

@@ -131,7 +131,15 @@ class ShardDataset:
             f"{self.encoding}, {len(self._names)} shard(s))"
         )
 
-    def __getstate__(self) -> dict:
+    def to_dict(self) -> dict:
+        """Path and options as plain data (how fresh loader workers receive the dataset)."""
+        return {"path": self.path, "readahead": self.readahead}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ShardDataset:
+        return cls(d["path"], readahead=bool(d.get("readahead", False)))
+
+    def __getstate__(self) -> dict:  # for other libraries' spawned workers (torch DataLoader)
         return {"path": self.path, "readahead": self.readahead}
 
     def __setstate__(self, state: dict) -> None:

@@ -29,6 +29,7 @@ import numpy as np
 from augpipe.errors import ConfigError, WorkerError, bad_param
 from augpipe.loader import options as opt
 from augpipe.loader import remote_hooks as rh
+from augpipe.loader.handover import describe as describe_object
 from augpipe.loader.order import (
     ORDERS,
     EpochPlan,
@@ -38,6 +39,7 @@ from augpipe.loader.order import (
     samples_per_rank,
 )
 from augpipe.loader.pool import WorkerPool
+from augpipe.loader.schedule import Schedule
 from augpipe.loader.shm import SlotLayout, SlotRing
 from augpipe.loader.worker import describe, locate_failure
 from augpipe.spec.user import apply_batch_ops
@@ -118,8 +120,8 @@ class Loader:
         opt.check_choice("output", output, ("torch", "numpy"))
         opt.check_choice("order", order, ORDERS)
         self.output, self.order = output, order
-        self.start_method = start_method or opt.default_start_method()
-        opt.check_choice("start_method", self.start_method, ("fork", "spawn", "forkserver"))
+        # None: decided when the workers start (fork_is_safe() then); see docs/loader.md
+        self.start_method = opt.check_start_method(start_method)
         self.rank, self.world_size = opt.resolve_rank(rank, world_size)
         if pipeline is None:
             raise bad_param(
@@ -160,11 +162,15 @@ class Loader:
         self._pool: WorkerPool | None = None
         self._ring: SlotRing | None = None
         self._active = None  # weakref to the running iterator
-        self._plan_cache: tuple[tuple[int, int], EpochPlan] | None = None
+        self._plans: dict[tuple[int, int], EpochPlan] = {}  # this epoch's and the next one's
+        self._sched: Schedule | None = None
+        self._spec: dict | None = None
         # order="partitioned" and remote datasets: augpipe/loader/remote_hooks.py
         self._part = rh.make_order(self, order, partitions, block, _shard_sizes(self.dataset))
         self._offset = 0  # partitioned order: per-partition position where self.epoch resumes
         self._feeder = rh.make_feeder(self)
+        if self.start_method == "spawn" and self.workers:
+            self._worker_spec()  # a pipeline fresh workers cannot rebuild: an error now
 
     # ----------------------------------------------------------------- order and state
 
@@ -172,19 +178,30 @@ class Loader:
         if rank is not None and rank != self.rank:  # another rank of this node (prefetch)
             return rh.plan(self, epoch, rank)
         key = (epoch, self._offset if epoch == self.epoch else 0)
-        if self._plan_cache is None or self._plan_cache[0] != key:
-            if self._part is not None:
-                self._plan_cache = (key, rh.plan(self, epoch, self.rank))
-                return self._plan_cache[1]
+        plan = self._plans.get(key)
+        if plan is None:
             custom = getattr(self.dataset, "rank_order", None)  # augpipe.loader.repeat
-            if custom is not None:
-                mine = custom(self.seed, epoch, self.shuffle, self.rank, self.world_size)
+            if self._part is not None:
+                plan = rh.plan(self, epoch, self.rank)
             else:
-                order = epoch_order(self._n, self.seed, epoch, self.shuffle, self.order,
-                                    self._shard_sizes)  # fmt: skip
-                mine = rank_indices(order, self.rank, self.world_size, self.drop_last)
-            self._plan_cache = (key, EpochPlan(mine, self.batch_size, self.drop_last))
-        return self._plan_cache[1]
+                if custom is not None:
+                    mine = custom(self.seed, epoch, self.shuffle, self.rank, self.world_size)
+                else:
+                    order = epoch_order(self._n, self.seed, epoch, self.shuffle, self.order,
+                                        self._shard_sizes)  # fmt: skip
+                    mine = rank_indices(order, self.rank, self.world_size, self.drop_last)
+                plan = EpochPlan(mine, self.batch_size, self.drop_last)
+            if len(self._plans) >= 2:  # this epoch's and the next one's (prepared ahead)
+                self._plans.pop(min(self._plans))
+            self._plans[key] = plan
+        return plan
+
+    def _worker_spec(self) -> dict:
+        """The dataset and the pipeline as data, for fresh worker interpreters."""
+        if self._spec is None:
+            self._spec = {"dataset": describe_object(self.dataset, "data"),
+                          "pipeline": describe_object(self.pipeline, "pipeline")}  # fmt: skip
+        return self._spec
 
     def __len__(self) -> int:
         if self._part is not None:
@@ -206,6 +223,8 @@ class Loader:
         if epoch != self.epoch:
             self._close_iterator()
             self.epoch, self._batch, self._offset = epoch, 0, 0
+            if self._sched is not None:
+                self._sched.forget()
 
     def state_dict(self) -> dict:
         """A plain JSON-able dict: where the loader is and what it must match to resume."""
@@ -242,6 +261,8 @@ class Loader:
                 "the saved settings to resume exactly"
             )
         self._close_iterator()
+        if self._sched is not None:  # e.g. partitioned order: same keys, another offset
+            self._sched.forget()
         self.epoch = opt.check_int("state['epoch']", state["epoch"], 0)
         self._batch = opt.check_int("state['batch']", state["batch"], 0)
         if self._part is not None:  # continue from the samples consumed, at any world size
@@ -308,9 +329,12 @@ class Loader:
             if self._ring is None:
                 self._ring = SlotRing.in_process(layout)
         elif self._pool is None:
-            self._pool = WorkerPool(self.dataset, self.pipeline, layout, self.workers,
-                                    self.start_method)  # fmt: skip
+            method = self.start_method or ("fork" if opt.fork_is_safe() else "spawn")
+            spec = self._worker_spec() if method == "spawn" else None
+            self._pool = WorkerPool(layout, self.workers, method, self.dataset, self.pipeline,
+                                    spec)  # fmt: skip
             self._ring = self._pool.ring
+            self._sched = Schedule(self._pool, self._plan, self.seed)
 
     def __iter__(self):
         self._close_iterator()
@@ -331,32 +355,29 @@ class Loader:
         feeder = self._feeder
         if feeder is not None:  # after _start: the workers are forked before its thread runs
             feeder.begin(rh.node_schedule(self, epoch), start)
-        ring = self._ring
-        free = list(range(ring.layout.n_slots))
-        done: dict[int, int] = {}
+        ring, sched = self._ring, self._sched
+        free = list(range(ring.layout.n_slots))  # workers=0 only
         held = None
-        submitted = start
         finished = False
         try:
+            if sched is not None:  # keeps what was prepared ahead for (epoch, start)
+                sched.acquire = feeder.acquire if feeder is not None else None  # remote shards
+                sched.begin(epoch, start)
             for b in range(start, plan.n_batches):
-                if held is not None:  # the consumer moved past the previous batch
-                    free.append(held)
-                    held = None
                 if feeder is not None and b > start:
                     feeder.release(epoch, b - 1)
-                if self._pool is None:
+                if sched is None:
+                    if held is not None:  # the consumer moved past the previous batch
+                        free.append(held)
+                        held = None
                     slot = free.pop()
                     if feeder is not None:
                         feeder.acquire(epoch, b, plan.batch(b))
                     self._run_here(plan.batch(b), slot, epoch, b)
                 else:
-                    while submitted < plan.n_batches and free:
-                        if feeder is not None:
-                            feeder.acquire(epoch, submitted, plan.batch(submitted))
-                        self._pool.submit(submitted, free.pop(0), plan.batch(submitted),
-                                          self.seed, epoch)  # fmt: skip
-                        submitted += 1
-                    slot = self._wait_for(b, epoch, done)
+                    sched.release()  # the consumer moved past the previous batch
+                    sched.fill()  # this epoch's next batches, then the next epoch's first
+                    slot = sched.take(epoch, b)
                 idx = plan.batch(b)
                 out, keeps = self._convert(ring.images(slot)[: len(idx)], self._labels[idx],
                                            epoch, b, idx)  # fmt: skip
@@ -364,15 +385,20 @@ class Loader:
                     out = (out[0], self._targets.read(ring.extra(slot), len(idx), self.batch_size,
                                                       self.output == "torch"))  # fmt: skip
                 if keeps:
-                    held = slot
-                else:
+                    if sched is None:
+                        held = slot
+                    else:
+                        sched.held = slot
+                elif sched is None:
                     free.append(slot)
+                else:
+                    sched.free.append(slot)
                 self._batch = b + 1
                 if self._batch == plan.n_batches:  # position after the epoch's last batch
                     self.epoch, self._batch, self._offset = epoch + 1, 0, 0
-                    # Nothing is in flight now: a consumer that stops after exactly
-                    # len(loader) batches (without asking for the StopIteration) has not
-                    # broken off the epoch, so the workers stay up for the next one.
+                    # A consumer that stops after exactly len(loader) batches (without asking
+                    # for the StopIteration) has not broken off the epoch: the workers stay
+                    # up, building the next epoch's first batches.
                     finished = True
                 yield out
             finished = True
@@ -394,25 +420,9 @@ class Loader:
             err.index = index
             raise err from exc
 
-    def _wait_for(self, b: int, epoch: int, done: dict[int, int]) -> int:
-        context = f"while the loader waited for batch {b} of epoch {epoch}"
-        while b not in done:
-            for msg in self._pool.receive(context):
-                if msg[0] == "done":
-                    done[msg[1]] = msg[2]
-                elif msg[0] == "error":
-                    _, batch, _slot, index, summary, tb = msg
-                    err = WorkerError(
-                        f"loader worker failed on sample {index} (batch {batch} of epoch "
-                        f"{epoch}): {summary}\n\nWorker traceback:\n{tb}"
-                    )
-                    err.index, err.worker_traceback = index, tb
-                    raise err
-        return done.pop(b)
-
     def _stop(self) -> None:
         if self._pool is not None:
-            pool, self._pool, self._ring = self._pool, None, None
+            pool, self._pool, self._ring, self._sched = self._pool, None, None, None
             pool.shutdown()
 
     @property

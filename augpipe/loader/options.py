@@ -109,17 +109,32 @@ def default_workers() -> int:
     return max(1, min(8, cpus))
 
 
-def default_start_method() -> str:
-    """fork where it is safe and cheap, spawn otherwise.
+START_METHODS = ("fork", "spawn")
+
+
+def check_start_method(value) -> str | None:
+    """None (choose when the workers start), "fork" or "spawn"."""
+    if value == "forkserver":
+        raise bad_param(
+            "start_method",
+            "None, 'fork' or 'spawn'",
+            value,
+            "'spawn' starts fresh interpreters of augpipe's own worker entry point (the old "
+            "'forkserver' re-imported your script in every worker)",
+        )
+    if value is not None:
+        check_choice("start_method", value, START_METHODS)
+    return value
+
+
+def fork_is_safe() -> bool:
+    """Whether forking this process now is safe: Linux, and no other Python thread running.
 
     Forking copies only the calling thread: a lock held by another Python thread at that
-    moment stays locked forever in the child (FFCV's hang). So fork only on Linux while this
-    process runs no other Python thread; native pools such as torch's OpenMP threads are not
-    counted — the workers never use torch.
+    moment stays locked forever in the child (FFCV's hang). Native pools such as torch's
+    OpenMP threads are not counted — the workers never use torch.
     """
-    if sys.platform.startswith("linux") and threading.active_count() == 1:
-        return "fork"
-    return "spawn"
+    return sys.platform.startswith("linux") and threading.active_count() == 1
 
 
 def distributed_defaults() -> tuple[int, int]:

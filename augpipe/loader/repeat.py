@@ -38,6 +38,17 @@ class RepeatDataset(SubsetDataset):
     def __repr__(self) -> str:
         return f"RepeatDataset({self.base!r}, repeats={self.repeats})"
 
+    def to_dict(self) -> dict:  # fresh loader workers rebuild it from this
+        from augpipe.loader.handover import describe
+
+        return {"base": describe(self.base, "data"), "repeats": self.repeats}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> RepeatDataset:
+        from augpipe.loader.handover import rebuild
+
+        return cls(rebuild(d["base"]), d["repeats"])
+
     def rank_order(self, seed: int, epoch: int, shuffle: bool, rank: int, world: int):
         """This rank's virtual indices for ``epoch`` (timm's RepeatAugSampler)."""
         return repeat_order(self.n_base, self.repeats, seed, epoch, shuffle, rank, world)

@@ -45,6 +45,23 @@ class SubsetDataset:
     def close(self) -> None:
         self.base.close()
 
+    def validate(self) -> None:
+        validate = getattr(self.base, "validate", None)
+        if validate is not None:
+            validate()
+
+    def to_dict(self) -> dict:
+        """The base dataset's description and the indices: how fresh loader workers get it."""
+        from augpipe.loader.handover import describe
+
+        return {"base": describe(self.base, "data"), "indices": self.indices.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> SubsetDataset:
+        from augpipe.loader.handover import rebuild
+
+        return cls(rebuild(d["base"]), np.asarray(d["indices"], dtype=np.int64))
+
 
 def random_subset(dataset, n: int, seed: int):
     """A deterministic random ``n`` of the dataset's records (kept in index order), or itself."""

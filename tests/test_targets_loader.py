@@ -154,3 +154,12 @@ def test_target_options_on_a_dataset_without_targets_is_an_error(tiny_packed):
     with pytest.raises(ConfigError, match="targets"):
         Loader(tiny_packed, 2, Compose([RandomResizedCrop(16)]), output="numpy", workers=0,
                targets=TargetOptions())  # fmt: skip
+
+
+def test_ops_after_the_fused_pass_refuse_targets(coco_packed):
+    from augpipe.errors import ConfigError
+    from augpipe.ops.batch.mixup import Mixup
+
+    ds = ShardDataset(coco_packed)
+    with pytest.raises(ConfigError, match="Mixup"):
+        TargetPipeline(Compose([RandomResizedCrop(OUT), Mixup()]).bind(ds), ds)

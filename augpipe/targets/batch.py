@@ -41,6 +41,14 @@ class TargetPipeline:
         if pipeline.n_crops != 1:
             raise ConfigError("pipeline: test-time multi-crop ops (TenCrop, MultiScaleTenCrop) "
                               "cannot carry targets; use one crop per image")  # fmt: skip
+        user = [type(op).__name__ for op in getattr(pipeline, "ops", ())
+                if op.kind in ("sample", "batch")]  # fmt: skip
+        if user:
+            raise ConfigError(
+                f"pipeline: {', '.join(user)} run after the fused pass and cannot move the targets "
+                "with the pixels (Mixup/CutMix mix two images' boxes); drop them for a dataset "
+                "with targets"
+            )
         self.pipeline = pipeline
         self.options = options if options is not None else TargetOptions()
         if not isinstance(self.options, TargetOptions):

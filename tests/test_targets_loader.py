@@ -163,3 +163,12 @@ def test_ops_after_the_fused_pass_refuse_targets(coco_packed):
     ds = ShardDataset(coco_packed)
     with pytest.raises(ConfigError, match="Mixup"):
         TargetPipeline(Compose([RandomResizedCrop(OUT), Mixup()]).bind(ds), ds)
+
+
+def test_fresh_interpreter_workers_give_the_same_targets(coco_packed):
+    a = _batches(coco_packed, workers=2, start_method="fork")
+    b = _batches(coco_packed, workers=2, start_method="spawn")  # fresh interpreters: as data
+    for (ia, ta), (ib, tb) in zip(a, b):
+        np.testing.assert_array_equal(ia, ib)
+        for key in ta:
+            np.testing.assert_array_equal(ta[key], tb[key])

@@ -281,3 +281,44 @@ def test_fused_kernel_digest_tracks_the_kernel_sources():
         f"augpipe/ops/fused.py: set _KERNELS_DIGEST = {h.hexdigest()[:16]!r} (the kernel "
         "sources changed; otherwise Numba's cache keeps the old kernels inside _render)"
     )
+
+
+def test_gather4x2_equals_lerp_pixel2():
+    # the warp kernel's four-pixel bilinear step against the one-pixel blend it replaces
+    from numba import njit
+
+    from augpipe.ops.simd import gather4x2, lerp_pixel2
+
+    @njit
+    def one(src, offs, stride, wx, wy, bgr, dst):
+        for o in range(offs.shape[0]):
+            lerp_pixel2(src, offs[o], offs[o] + stride, wx[o], wy[o], dst, 3 * o, bgr)
+
+    @njit
+    def four(src, offs, stride, wx, wy, bgr, dst):
+        for o in range(0, offs.shape[0], 4):
+            gather4x2(src, offs, stride, wx, wy, o, dst, 3 * o, bgr)
+
+    rng = np.random.default_rng(2)
+    stride = np.uint32(30)
+    src = np.zeros(100, np.float32)
+    src[:92] = rng.uniform(0, 255, 92)
+    offs = np.array([0, 3, 27, 9, 12, 48, 51, 54], np.uint32)  # reads up to 54 + 30 + 7
+    wx = rng.uniform(0, 1, len(offs)).astype(np.float32)
+    wy = rng.uniform(0, 1, len(offs)).astype(np.float32)
+    wx[0], wy[0] = 1.0, 1.0  # pixel 0: exactly the source pixel at 0 + 3 + 30
+    for bgr in (False, True):
+        ref = np.zeros(len(offs) * 3 + 1, np.float32)
+        one(src, offs, stride, wx, wy, bgr, ref)
+        got = np.zeros(len(offs) * 3 + 4, np.float32)
+        four(src, offs, stride, wx, wy, bgr, got)
+        np.testing.assert_allclose(got[:-4], ref[:-1], rtol=0, atol=1e-3)
+        p = src[33:36]
+        np.testing.assert_allclose(got[:3], p[::-1] if bgr else p, atol=1e-3)
+        u8 = np.zeros(len(offs) * 3 + 4, np.uint8)
+        four(src, offs, stride, wx, wy, bgr, u8)
+        np.testing.assert_array_equal(u8[:-4], np.floor(got[:-4] + 0.5).astype(np.uint8))
+        py = np.zeros(len(offs) * 3, np.float32)  # the plain-Python definition
+        for o in range(0, len(offs), 4):
+            gather4x2(src, offs, stride, wx, wy, o, py, 3 * o, bgr)
+        np.testing.assert_allclose(got[:-4], py, rtol=0, atol=1e-3)

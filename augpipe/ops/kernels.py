@@ -17,12 +17,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from augpipe.ops.simd import gather4, lerp_pixel2
+from augpipe.ops.simd import gather4, gather4x2
 
 _FAST = dict(nogil=True, cache=True, fastmath=True, error_model="numpy", boundscheck=False)
-# What one gathered output pixel (``simd.lerp_pixel``) costs in contiguous, vectorised element
-# operations (a u8->f32 conversion or a row blend), measured on an AVX-512 machine: 224 pixels
-# gathered ~105 ns, 672 elements blended ~20 ns. ``resize_axis`` picks its pass order with it.
+# What one gathered output pixel costs in contiguous, vectorised element operations (a u8->f32
+# conversion or a row blend). ``resize_axis``'s choice of pass order does not depend on it
+# (both orders gather once per row they produce: horizontal first wins iff the crop has fewer
+# rows than the output); it stays in the cost expression so that the expression reads as costs.
 _GATHER_COST = 16
 
 
@@ -231,14 +232,17 @@ def warp(src, bgr, y0, y1, x0, x1, A1, k, A2, fill, cmat, coff, color, out):
     # source edge coordinate -> padded-buffer centre coordinate: - 0.5 - origin + 1
     q00, q01, q02 = np.float32(A2[0, 0]), np.float32(A2[0, 1]), np.float32(A2[0, 2] + 0.5 - x0)
     q10, q11, q12 = np.float32(A2[1, 0]), np.float32(A2[1, 1]), np.float32(A2[1, 2] + 0.5 - y0)
-    frow = np.empty(W * 3 + 1, np.float32)  # + 1: the gathers' spare lane
+    W4 = (W + 3) // 4 * 4  # the gathers go 4 pixels per step
+    frow = np.empty(W4 * 3 + 16, np.float32)  # + 16: the gathers' spare lanes
     xmax = np.float32(w + 1)
     ymax = np.float32(h + 1)
     zero = np.float32(0.0)
-    idx = np.empty(W, np.uint32)
-    wx = np.empty(W, np.float32)
-    wy = np.empty(W, np.float32)
+    idx = np.zeros(W4, np.uint32)  # the last group's missing pixels: offset 0, weights 0
+    wx = np.zeros(W4, np.float32)
+    wy = np.zeros(W4, np.float32)
     out2 = out.reshape(H, W * 3)
+    flat = out.reshape(H * W * 3)
+    spill = 3 * W4 + 16 - 3 * W  # bytes the last step writes past a row (see resize_axis)
     for oy in range(H):
         Y = np.float32(oy + 0.5 - cy)
         bu = p01 * Y + p02
@@ -257,10 +261,14 @@ def warp(src, bgr, y0, y1, x0, x1, A1, k, A2, fill, cmat, coff, color, out):
             wx[ox] = sx - ix
             wy[ox] = sy - iy
             idx[ox] = iy * stride + ix * 3
-        # left to right: each pixel's spare 4th lane is overwritten by the next pixel
-        for ox in range(W):
-            i = idx[ox]
-            lerp_pixel2(reg, i, i + ustride, wx[ox], wy[ox], frow, 3 * ox, bgr)
+        # four pixels per step, left to right: each step's spare lanes are overwritten next
+        if not color and (H - 1 - oy) * W * 3 >= spill:
+            dst = flat[oy * W * 3 :]
+            for ox in range(0, W, 4):
+                gather4x2(reg, idx, ustride, wx, wy, ox, dst, 3 * ox, bgr)
+            continue
+        for ox in range(0, W, 4):
+            gather4x2(reg, idx, ustride, wx, wy, ox, frow, 3 * ox, bgr)
         if color:
             _color_row(frow, cmat, coff, out2[oy])
         else:

@@ -1,4 +1,4 @@
-"""One explicit SIMD primitive for the horizontal resampling gather: a whole RGB pixel per step.
+"""Explicit SIMD primitives for the resampling gathers: whole RGB pixels per step.
 
 A horizontal bilinear pass reads, for each output pixel, two source pixels at a data-dependent
 offset: LLVM's loop vectoriser cannot vectorise that (the loads are gathers, which it declines
@@ -11,6 +11,14 @@ The fourth lane holds the next source pixel's first channel; it is written to ``
 which the next output pixel overwrites (callers go left to right and give ``dst`` and ``src``
 one spare element at the end). With ``NUMBA_DISABLE_JIT=1`` the plain-Python definition runs
 (3 lanes), so tests can compare compiled and pure-Python results.
+
+``gather4`` (the separable kernel) and ``gather4x2`` (the warp kernel) go four output pixels per
+step: one 8-float load per pixel and row holds both pixels it blends, two constant shuffles
+pick the left and right pixels' channels in output order, one FMA blends all 12 channels, and
+the result is stored once (rounded to bytes when the caller needs no colour pass): per
+224-pixel row ~65 ns where ``lerp_pixel`` takes ~105 (same machine; per-call minimum). The
+shuffles are generic LLVM vector IR: AVX-512 gets two-source permutes, AVX2 a longer sequence
+that measured faster than ``lerp_pixel`` too (code compiled for haswell on the same machine).
 """
 
 from __future__ import annotations
@@ -282,5 +290,114 @@ def _gather4_jit(src, idx, wt4, o, dst, k, bgr):
             f_bgr(src, idx, wt4, o, dst, k)
         else:
             f_rgb(src, idx, wt4, o, dst, k)
+
+    return impl
+
+
+def _gather4x2_codegen(bgr: bool, to_u8: bool):
+    # gather4 for bilinear sampling: each pixel also blends the row ``stride`` elements below;
+    # per-pixel weights wx[o + p], wy[o + p], spread over the pixel's lanes by a shuffle
+    def codegen(context, builder, sig, args):
+        src, idx, stride, wx, wy, o, dst, k = args
+        sa = context.make_array(sig.args[0])(context, builder, src)
+        ia = context.make_array(sig.args[1])(context, builder, idx)
+        xa = context.make_array(sig.args[3])(context, builder, wx)
+        ya = context.make_array(sig.args[4])(context, builder, wy)
+        da = context.make_array(sig.args[6])(context, builder, dst)
+        o = context.cast(builder, o, sig.args[5], types.intp)
+        k = context.cast(builder, k, sig.args[7], types.intp)
+        stride = builder.zext(context.cast(builder, stride, sig.args[2], types.uint32), o.type)
+        offs = []
+        for p in range(4):
+            i = builder.load(builder.gep(ia.data, [builder.add(o, ir.Constant(o.type, p))],
+                                         inbounds=True))  # fmt: skip
+            offs.append(builder.zext(i, o.type))
+
+        def load8(off):
+            ptr = builder.gep(sa.data, [off], inbounds=True)
+            return builder.load(builder.bitcast(ptr, _V8.as_pointer()), align=4)
+
+        order = (2, 1, 0) if bgr else (0, 1, 2)
+        lanes_a = _mask([8 * p + c for p in range(4) for c in order] + [3, 11, 19, 27])
+        lanes_b = _mask([8 * p + 3 + c for p in range(4) for c in order] + [6, 14, 22, 30])
+
+        def row(delta):
+            v = [load8(off if delta is None else builder.add(off, delta)) for off in offs]
+            x = builder.shuffle_vector(v[0], v[1], _mask(range(16)))
+            y = builder.shuffle_vector(v[2], v[3], _mask(range(16)))
+            return builder.shuffle_vector(x, y, lanes_a), builder.shuffle_vector(x, y, lanes_b)
+
+        def table(arr):  # the 4 pixels' weights, each spread over its 3 lanes
+            wp = builder.gep(arr.data, [o], inbounds=True)
+            w = builder.load(builder.bitcast(wp, _V4.as_pointer()), align=4)
+            spread = [p for p in range(4) for _ in range(3)] + [3, 3, 3, 3]
+            return builder.shuffle_vector(w, ir.Constant(_V4, ir.Undefined), _mask(spread))
+
+        def lerp(a, b, w):
+            d = builder.fsub(b, a, flags=_CONTRACT)
+            return builder.fadd(builder.fmul(w, d, flags=_CONTRACT), a, flags=_CONTRACT)
+
+        wx, wy = table(xa), table(ya)
+        top = lerp(*row(None), wx)
+        bot = lerp(*row(stride), wx)
+        r = lerp(top, bot, wy)
+        out = builder.gep(da.data, [k], inbounds=True)
+        if to_u8:
+            half = ir.Constant(_V16, [0.5] * 16)
+            r = builder.fptoui(builder.fadd(r, half, flags=_CONTRACT), _U8X16)
+            builder.store(r, builder.bitcast(out, _U8X16.as_pointer()), align=1)
+        else:
+            builder.store(r, builder.bitcast(out, _V16.as_pointer()), align=4)
+        return context.get_dummy_value()
+
+    return codegen
+
+
+def _make_gather4x2(bgr: bool, to_u8: bool):
+    dtype = types.uint8 if to_u8 else types.float32
+
+    def typer(typingctx, src, idx, stride, wx, wy, o, dst, k):
+        _check4(src, idx, wx, dst, dtype)
+        _check4(src, idx, wy, dst, dtype)
+        sig = types.void(src, idx, stride, wx, wy, o, dst, k)
+        return sig, _gather4x2_codegen(bgr, to_u8)
+
+    return intrinsic(typer)
+
+
+_G4X2 = {(b, u): _make_gather4x2(b, u) for b in (False, True) for u in (False, True)}
+
+
+def gather4x2(src, idx, stride, wx, wy, o, dst, k, bgr):
+    """``lerp_pixel2`` for output pixels o..o+3 (o a multiple of 4): pixel o + p blends the
+    source pixels at idx[o + p] and + 3 (horizontal weight wx[o + p]), the same two ``stride``
+    elements below, and the two rows (vertical weight wy[o + p]); a uint8 ``dst`` receives the
+    values rounded half up. Compiled, it also writes dst[k + 12 : k + 16] and reads src up to
+    idx[o + 3] + stride + 7."""
+    for p in range(4):
+        i = int(idx[o + p])
+        j = i + int(stride)
+        fx, fy = wx[o + p], wy[o + p]
+        a = src[i : i + 3]
+        top = a + fx * (src[i + 3 : i + 6] - a)
+        c = src[j : j + 3]
+        v = top + fy * (c + fx * (src[j + 3 : j + 6] - c) - top)
+        v = v[::-1] if bgr else v
+        if dst.dtype == np.uint8:
+            dst[k + 3 * p : k + 3 * p + 3] = (v + np.float32(0.5)).astype(np.uint8)
+        else:
+            dst[k + 3 * p : k + 3 * p + 3] = v
+
+
+@overload(gather4x2, jit_options=dict(fastmath=True))
+def _gather4x2_jit(src, idx, stride, wx, wy, o, dst, k, bgr):
+    u8 = dst.dtype == types.uint8
+    f_rgb, f_bgr = _G4X2[(False, u8)], _G4X2[(True, u8)]
+
+    def impl(src, idx, stride, wx, wy, o, dst, k, bgr):
+        if bgr:
+            f_bgr(src, idx, stride, wx, wy, o, dst, k)
+        else:
+            f_rgb(src, idx, stride, wx, wy, o, dst, k)
 
     return impl

@@ -330,3 +330,45 @@ def test_epoch_sums_round_trip_exactly():
     t = EpochSums.from_state(s.to_state(), device)
     assert t.loss_sum.item() == s.loss_sum.item() and int(t.correct) == 5
     assert (t.images, t.steps, t.wait_s, t.seconds) == (7, 1, 0.25, 1.5)
+
+
+def test_stop_signals_record_the_signal_and_a_second_ctrl_c_stops_at_once():
+    from augpipe.train.preempt import StopSignals
+
+    cpu = torch.device("cpu")
+    with StopSignals() as stop:
+        assert stop.requested(cpu) == 0
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.requested(cpu) == signal.SIGTERM
+    with StopSignals() as stop:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stop.requested(cpu) == signal.SIGINT
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
+def test_compatibility_check_names_the_process_count_and_allows_what_may_change():
+    from augpipe.train.config import TrainConfig
+
+    config = TrainConfig("d", model="small_cnn", out="r").resolved().to_json()
+    ckpt = {"config": dict(config), "world_size": 2, "datasets": {"train": "ab", "val": "ab"}}
+    with pytest.raises(CheckpointError, match="nproc_per_node=2"):
+        resume.check_compatible(ckpt, config, 1, {"train": "ab", "val": "ab"}, "c.pt")
+    ckpt["world_size"] = 1
+    moved = dict(config, data="elsewhere", workers=7, device="cuda", keep=5)
+    resume.check_compatible(ckpt, moved, 1, {"train": "ab", "val": "ab"}, "c.pt")
+    with pytest.raises(CheckpointError, match="--epochs 16"):
+        resume.check_compatible(ckpt, dict(config, epochs=17), 1, ckpt["datasets"], "c.pt")
+
+
+def test_resume_and_out_must_name_the_same_directory(tmp_path):
+    from augpipe.errors import ConfigError
+    from augpipe.train.config import TrainConfig
+
+    c = TrainConfig("d", resume=str(tmp_path / "a")).resolved()
+    assert c.out == str(tmp_path / "a")
+    with pytest.raises(ConfigError, match="--out"):
+        TrainConfig("d", resume=str(tmp_path / "a"), out=str(tmp_path / "b")).resolved()
+    with pytest.raises(ConfigError, match="--out RUN_DIR"):
+        TrainConfig("d", resume="auto").resolved()

@@ -175,7 +175,8 @@ def _run(cfg: TrainConfig, info: distributed.DistInfo, stop: StopSignals) -> dic
         scheduler = build_scheduler(optimizer, total_steps, round(cfg.warmup_epochs * steps))
         amp_dtype = AMP_DTYPES[cfg.amp]
         scaler = torch.amp.GradScaler("cuda") if cfg.amp == "fp16" else None
-        sums = _restore(ckpt, info, device, model, optimizer, scheduler, scaler,
+        extra: dict[str, object] = {}  # see Run.extra
+        sums = _restore(ckpt, info, device, model, optimizer, scheduler, scaler, extra,
                         train_loader, val_loader) if ckpt else None  # fmt: skip
 
         net: nn.Module = model
@@ -188,7 +189,7 @@ def _run(cfg: TrainConfig, info: distributed.DistInfo, stop: StopSignals) -> dic
         ctx = StepContext(device, amp_dtype, scaler, cfg.channels_last)
         criterion = recipe.criterion(cfg)
         run = Run(cfg, info, model, net, frozen, optimizer, scheduler, criterion, ctx, steps,
-                  train_loader, val_loader, log, stop, hashes)  # fmt: skip
+                  train_loader, val_loader, log, stop, hashes, extra)  # fmt: skip
         if ckpt:
             run.step, run.seconds_before = int(ckpt["step"]), float(ckpt["seconds"])
             run.records = [dict(r) for r in ckpt["records"]]
@@ -244,7 +245,8 @@ def _run(cfg: TrainConfig, info: distributed.DistInfo, stop: StopSignals) -> dic
         val_loader.close()
 
 
-def _restore(ckpt, info, device, model, optimizer, scheduler, scaler, train_loader, val_loader):
+def _restore(ckpt, info, device, model, optimizer, scheduler, scaler, extra, train_loader,
+             val_loader):  # fmt: skip
     """Load a checkpoint into the freshly built run; returns the epoch's running sums (or None
     at an epoch boundary)."""
     model.load_state_dict(ckpt["model"])
@@ -252,6 +254,8 @@ def _restore(ckpt, info, device, model, optimizer, scheduler, scaler, train_load
     scheduler.load_state_dict(ckpt["scheduler"])
     if scaler is not None and ckpt["scaler"] is not None:
         scaler.load_state_dict(ckpt["scaler"])
+    for name, obj in extra.items():
+        obj.load_state_dict(ckpt["extra"][name])  # same options, so the same extras
     mine = ckpt["ranks"][info.rank]
     epoch, batch = (int(v) for v in mine["train_position"].tolist())
     train_loader.load_state_dict({**ckpt["loader"]["train"], "rank": info.rank, "epoch": epoch,

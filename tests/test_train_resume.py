@@ -372,3 +372,41 @@ def test_resume_and_out_must_name_the_same_directory(tmp_path):
         TrainConfig("d", resume=str(tmp_path / "a"), out=str(tmp_path / "b")).resolved()
     with pytest.raises(ConfigError, match="--out RUN_DIR"):
         TrainConfig("d", resume="auto").resolved()
+
+
+def test_sigterm_with_progressive_resolution_resumes_at_the_right_size(data, tmp_path, monkeypatch):
+    """In process: a training resolution that changes per epoch."""
+    from augpipe.train import TrainConfig, train
+    from augpipe.train.preempt import TrainingInterrupted
+
+    def cfg(out, **kw):
+        return TrainConfig(str(data), model="small_cnn", res=16, epochs=3, batch_size=8,
+                           workers=0, progressive_res=(8, 16),
+                           out=str(out), progress=False, **kw)  # fmt: skip
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train(cfg(tmp_path / "twin"))
+        original, count = torch.optim.SGD.step, [0]
+
+        def step(self, *a, **k):
+            out = original(self, *a, **k)
+            count[0] += 1
+            if count[0] == 7:  # in epoch 2, at res 16 (epoch 1 ran at 8)
+                os.kill(os.getpid(), signal.SIGTERM)
+            return out
+
+        monkeypatch.setattr(torch.optim.SGD, "step", step)
+        with pytest.raises(TrainingInterrupted) as info:
+            train(cfg(tmp_path / "run"))
+        assert info.value.exit_code == 143
+        monkeypatch.setattr(torch.optim.SGD, "step", original)
+        train(cfg(tmp_path / "run", resume="auto"))
+    finally:
+        torch.set_num_threads(threads)
+    assert [m["res"] for m in _metrics(tmp_path / "run")] == [8, 16, 16]
+    assert _metrics(tmp_path / "run") == _metrics(tmp_path / "twin")
+    a = torch.load(tmp_path / "twin" / "model.pt", weights_only=True)
+    b = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -272,10 +272,13 @@ def test_new_run_into_a_directory_with_checkpoints_is_refused(data, reference, c
 
 
 def test_resume_auto_starts_then_continues(data, tmp_path, capsys):
-    run = tmp_path / "run"
+    from augpipe.train.trainer import train_pipeline
+
+    run, spec = tmp_path / "run", tmp_path / "pipeline.json"
+    train_pipeline(16, 0.35, True).save(spec)
     argv = ["train", str(data), "--model", "small_cnn", "--res", "16", "--epochs", "2",
             "--batch-size", "8", "--steps-per-epoch", "2", "--workers", "0", "--no-progress",
-            "--out", str(run), "--resume", "auto"]  # fmt: skip
+            "--out", str(run), "--resume", "auto", "--pipeline", str(spec)]  # fmt: skip
     assert main(["train", str(data), "--resume", str(run), "--no-progress"]) == 2
     assert "found none" in capsys.readouterr().err
     assert main(argv) == 0  # nothing to continue: starts
@@ -292,6 +295,12 @@ def test_resume_auto_starts_then_continues(data, tmp_path, capsys):
     assert _metrics(run) == [{k: v for k, v in json.loads(line).items() if k not in TIMING}
                              for line in first.splitlines()]  # fmt: skip
     assert resume.latest(run).name == newest.name  # epoch 2 trained again, saved again
+    # the --pipeline file edited since: refused, although its path is the same
+    edited = json.loads(spec.read_text())
+    edited["ops"][1]["p"] = 0.25
+    spec.write_text(json.dumps(edited))
+    assert main(argv) == 2
+    assert "another training pipeline" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------- pieces

@@ -45,6 +45,7 @@ class Run:
     log: RunLog
     stop: StopSignals
     datasets: dict[str, str]  # manifest hashes
+    config: dict  # what a resume must match (resume.check_compatible)
     # more training state (an EMA of the weights, ...): objects with state_dict() and
     # load_state_dict(), saved in every checkpoint under their name (trainer._restore loads them)
     extra: dict[str, object] = field(default_factory=dict)
@@ -78,7 +79,7 @@ class Run:
                 "step": self.step,
                 "epoch": epoch,
                 "epoch_step": epoch_step,
-                "config": self.cfg.to_json(),
+                "config": dict(self.config),
                 "world_size": self.info.world_size,
                 "datasets": dict(self.datasets),
                 "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},

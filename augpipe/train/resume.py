@@ -34,10 +34,11 @@ _NAME = re.compile(r"ckpt-(\d{9})-(\d{5})\.pt")
 _TMP_PREFIX = ".tmp-"
 
 # config keys that may differ on resume: where and how fast the run goes, what it prints. The
-# datasets are compared by manifest hash, not by path (a dataset may move).
+# datasets are compared by manifest hash and the --pipeline file by the pipeline it gives
+# ("train_pipeline"), not by path (files may move).
 MAY_CHANGE = frozenset({"data", "val", "out", "json", "progress", "tensorboard", "workers",
                         "prefetch", "device", "compile", "channels_last", "cudnn_benchmark",
-                        "checkpoint_every", "keep", "resume"})  # fmt: skip
+                        "checkpoint_every", "keep", "resume", "pipeline"})  # fmt: skip
 _FLAGS = {"flip": "--no-flip (flip)", "zero_init_residual": "--no-zero-init-residual"}
 
 
@@ -45,6 +46,11 @@ def manifest_hash(dataset) -> str:
     """SHA-256 of the dataset's manifest (shard list with checksums, classes, statistics)."""
     text = json.dumps(dataset.manifest, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def pipeline_text(pipeline) -> str:
+    """The training pipeline as canonical JSON text (``Compose.to_dict``)."""
+    return json.dumps(pipeline.to_dict(), sort_keys=True, separators=(",", ":"))
 
 
 def checkpoint_dir(run_dir) -> Path:
@@ -198,6 +204,12 @@ def check_compatible(ckpt: dict, config: dict, world_size: int, hashes: dict, pa
     for key in sorted(set(saved) | set(config)):
         if key in MAY_CHANGE or saved.get(key) == config.get(key):
             continue
+        if key == "train_pipeline":
+            raise CheckpointError(
+                f"{where} was trained with another training pipeline than this command builds "
+                "(the run's is RUN_DIR/pipeline.json); pass the run's --pipeline and crop "
+                "options, or start a new run with another --out"
+            )
         flag = _FLAGS.get(key, "--" + key.replace("_", "-"))
         raise CheckpointError(
             f"{where} was made with {flag} {saved.get(key)!r}, this command has "

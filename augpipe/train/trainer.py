@@ -138,10 +138,14 @@ def _run(cfg: TrainConfig, info: distributed.DistInfo, stop: StopSignals) -> dic
 
     train_ds, val_ds, val_source = open_datasets(cfg)
     hashes = {"train": resume.manifest_hash(train_ds), "val": resume.manifest_hash(val_ds)}
+    # what a resume must match: the options, and the training pipeline itself (a --pipeline
+    # file may have been edited since)
+    run_config = {**cfg.to_json(), "train_pipeline": resume.pipeline_text(
+        train_pipeline(cfg.res, cfg.min_scale, cfg.flip, cfg.pipeline))}  # fmt: skip
     found = resume.find(cfg)
     ckpt = found[1] if found else None
     if found:
-        resume.check_compatible(ckpt, cfg.to_json(), info.world_size, hashes, found[0])
+        resume.check_compatible(ckpt, run_config, info.world_size, hashes, found[0])
         if info.is_main:
             resume.set_aside_newer(cfg.out, found[0])
     num_classes = len(train_ds.classes)
@@ -189,7 +193,7 @@ def _run(cfg: TrainConfig, info: distributed.DistInfo, stop: StopSignals) -> dic
         ctx = StepContext(device, amp_dtype, scaler, cfg.channels_last)
         criterion = recipe.criterion(cfg)
         run = Run(cfg, info, model, net, frozen, optimizer, scheduler, criterion, ctx, steps,
-                  train_loader, val_loader, log, stop, hashes, extra)  # fmt: skip
+                  train_loader, val_loader, log, stop, hashes, run_config, extra)  # fmt: skip
         if ckpt:
             run.step, run.seconds_before = int(ckpt["step"]), float(ckpt["seconds"])
             run.records = [dict(r) for r in ckpt["records"]]

@@ -155,3 +155,22 @@ def test_failing_batch_op_names_path_and_samples(tiny_packed):
         with pytest.raises(UserOpError, match=r"'user_augs:batch_boom' failed on batch 0 of "
                            r"epoch 0, samples 0\.\.3: ValueError: batch boom"):  # fmt: skip
             next(iter(loader))
+
+
+def test_a_worker_that_cannot_import_a_user_op_reports_the_path(tiny_packed, tmp_path,
+                                                                monkeypatch):  # fmt: skip
+    """The main process imported the module; the fresh worker interpreter cannot."""
+    import shutil
+    import sys
+
+    mod = tmp_path / "vanishing_augs_q.py"
+    mod.write_text("def op(image, rng):\n    return image\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    pipe = T.Compose([T.CenterCrop(16), T.UserOp("vanishing_augs_q:op")])
+    mod.unlink()
+    shutil.rmtree(tmp_path / "__pycache__", ignore_errors=True)
+    monkeypatch.delitem(sys.modules, "vanishing_augs_q")
+    with Loader(tiny_packed, 4, pipe, workers=1, output="numpy", start_method="spawn") as loader:
+        with pytest.raises(Exception) as info:
+            _batches(loader)
+    assert "vanishing_augs_q:op" in str(info.value)

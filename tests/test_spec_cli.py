@@ -90,9 +90,9 @@ def test_train_saves_the_resolved_pipeline_beside_config(tiny_packed, tmp_path, 
     run = tmp_path / "run"
     assert main(["train", str(tiny_packed), *TRAIN, "--out", str(run),
                  "--pipeline", pipe_file[0]]) == 0  # fmt: skip
-    assert json.loads((run / "config.json").read_text())["pipeline"] == pipe_file[0]
     saved = json.loads((run / "pipeline.json").read_text())
     assert saved == pipe_file[1].to_dict()
+    assert json.loads((run / "config.json").read_text())["pipeline"] == saved  # resume compares
     assert load_pipeline(run / "val_pipeline.json").ops == [T.CenterCrop(16, short_side=18)]
 
     default = tmp_path / "default"
@@ -106,3 +106,12 @@ def test_train_rejects_crop_flags_beside_a_pipeline(tiny_packed, tmp_path, pipe_
             "--pipeline", pipe_file[0]]  # fmt: skip
     _one_line_exit_2([*argv, "--no-flip"], capsys, "--pipeline")
     _one_line_exit_2([*argv, "--progressive-res", "16:24"], capsys, "--progressive-res")
+
+
+def test_resume_refuses_a_changed_pipeline_file(tiny_packed, tmp_path, pipe_file, capsys):
+    run = tmp_path / "run"
+    argv = ["train", str(tiny_packed), *TRAIN, "--pipeline", pipe_file[0]]
+    assert main([*argv, "--out", str(run)]) == 0
+    assert main([*argv, "--resume", str(run)]) == 0  # the same file: nothing left to train
+    T.Compose([T.RandomResizedCrop(20), T.HorizontalFlip()]).save(pipe_file[0])
+    _one_line_exit_2([*argv, "--resume", str(run)], capsys, "--pipeline")

@@ -116,6 +116,19 @@ def _from_string_spec(text: str, size: int):
         raise ConfigError(f"pipeline {text!r}: {exc}") from None
 
 
+def is_string_spec(spec) -> bool:
+    """Whether ``load_pipeline`` reads ``spec`` as a string spec (not a file, JSON or dict)."""
+    if not isinstance(spec, str):
+        return False
+    text = spec.strip()
+    return not (
+        text.startswith("{")
+        or text.lower().endswith(".json")
+        or os.path.sep in text
+        or os.path.exists(text)
+    )
+
+
 def load_pipeline(spec, *, size: int = 224):
     """A ``Compose`` from a pipeline (returned as is), a dict, a JSON string, a JSON file's
     path, or a registered string spec (``size``: the output size a string spec should use)."""
@@ -132,11 +145,11 @@ def load_pipeline(spec, *, size: int = 224):
             f"got {type(spec).__name__}"
         )
     text = spec.strip()
+    if is_string_spec(text):
+        return _from_string_spec(text, size)
     if text.startswith("{"):
         return from_dict(_read_json(text, "pipeline JSON string"), "pipeline JSON string")
-    if text.lower().endswith(".json") or os.path.sep in text or os.path.exists(text):
-        return _from_file(text)
-    return _from_string_spec(text, size)
+    return _from_file(text)
 
 
 def save_pipeline(pipe, path) -> str:

@@ -66,8 +66,9 @@ class TrainConfig:
     keep: int = 2
     resume: str | None = None
     # --pipeline: a pipeline JSON file or a registered string spec (augpipe.spec.load_pipeline)
-    # for training, in place of the one --res, --min-scale and --no-flip build
-    pipeline: str | None = None
+    # for training, in place of the one --res, --min-scale and --no-flip build; resolved, a file
+    # becomes its pipeline dict (config.json holds the pipeline itself, resume compares it)
+    pipeline: str | dict | None = None
     # timm's recipe options (augpipe.train.recipe)
     aa: str | None = None
     reprob: float = 0.0
@@ -95,7 +96,12 @@ class TrainConfig:
             )
         if c.lr is None:
             c.lr = 0.1 * c.batch_size * world_size / 256
-        if c.min_scale is None:
+        if c.pipeline is not None:
+            from augpipe.spec.files import is_string_spec, load_pipeline
+
+            if not is_string_spec(c.pipeline):
+                c.pipeline = load_pipeline(c.pipeline).to_dict()
+        elif c.min_scale is None:
             c.min_scale = 0.08 if c.res >= 128 else 0.35
         if c.warmup_epochs is None:
             c.warmup_epochs = min(5.0, c.epochs / 10)
@@ -158,7 +164,7 @@ class TrainConfig:
             self._check_pipeline()
 
     def _check_pipeline(self) -> None:
-        from augpipe.spec import load_pipeline
+        from augpipe.spec.files import is_string_spec, load_pipeline
 
         if self.min_scale is not None or not self.flip:
             raise bad_param(
@@ -168,11 +174,7 @@ class TrainConfig:
                 "set the crop and flip in the pipeline file",
             )
         load_pipeline(self.pipeline, size=self.res)  # ConfigError naming the file
-        if (
-            self.progressive_res is not None
-            and isinstance(self.pipeline, str)
-            and (self.pipeline.strip().startswith("{") or self.pipeline.lower().endswith(".json"))
-        ):
+        if self.progressive_res is not None and not is_string_spec(self.pipeline):
             raise bad_param("--progressive-res", "no --pipeline file (its sizes are fixed)",
                             self.pipeline, "drop one of the two")  # fmt: skip
 

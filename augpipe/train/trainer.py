@@ -34,16 +34,18 @@ from augpipe.train.tta import VIEWS, val_pipeline
 AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def train_pipeline(
-    res: int, min_scale: float = 0.08, flip: bool = True, spec: str | None = None, extra=()
-):
+def train_pipeline(res: int, min_scale: float = 0.08, flip: bool = True, spec=None, extra=()):
     """Crop (+ flip), or the ``--pipeline`` spec; then ``extra``: the recipe's ops
     (``augpipe.train.recipe``)."""
     if spec is not None:  # --pipeline FILE.json or a registered string spec
         from augpipe.spec import load_pipeline
 
         pipe = load_pipeline(spec, size=res)
-        return type(pipe)(pipe.ops + list(extra), fill=pipe.fill) if extra else pipe
+        if not extra:
+            return pipe
+        # the recipe's fused ops go before the file's user ops (those run after the fused pass)
+        ops = sorted([*pipe.ops, *extra], key=lambda op: op.kind in ("sample", "batch"))
+        return type(pipe)(ops, fill=pipe.fill, fast_decode=pipe.fast_decode)
     from augpipe.transforms import Compose, HorizontalFlip, RandomResizedCrop
 
     ops = [RandomResizedCrop(res, scale=(min_scale, 1.0))]

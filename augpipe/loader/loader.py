@@ -424,6 +424,8 @@ class Loader:
         if self._pool is not None:
             pool, self._pool, self._ring, self._sched = self._pool, None, None, None
             pool.shutdown()
+            if self._feeder is not None:  # the work prepared ahead is gone, and so its pins
+                self._feeder.end()
 
     @property
     def worker_pids(self) -> list[int]:

@@ -275,38 +275,62 @@ def warp(src, bgr, y0, y1, x0, x1, A1, k, A2, fill, cmat, coff, color, out):
             _round_row(frow, out2[oy])
 
 
-@njit(nogil=True, cache=True, error_model="numpy")
+@njit(**_FAST)
+def _add_row(row, acc):
+    for j in range(acc.shape[0]):  # contiguous u8 -> f32 accumulate: vectorised
+        acc[j] += row[j]
+
+
+@njit(**_FAST)
+def _block_sums(acc, fx, hs):
+    # hs[3 o + c] = sum over k < fx of acc[3 (o fx + k) + c]: fx strided passes
+    hs[:] = 0.0
+    n = hs.shape[0] // 3
+    for k in range(fx):
+        for o in range(n):
+            j = 3 * (o * fx + k)
+            hs[3 * o] += acc[j]
+            hs[3 * o + 1] += acc[j + 1]
+            hs[3 * o + 2] += acc[j + 2]
+
+
+@njit(nogil=True, cache=True, error_model="numpy", boundscheck=False)
 def box_reduce(src, y_start, x_start, fy, fx, out):
     """Average fy x fx blocks of src starting at (y_start, x_start) into out (anti-aliasing).
 
     Blocks cut by the image border average the pixels they have (like cv2.INTER_AREA).
-    Keeps the channel order.
+    Keeps the channel order. Each block row's source rows are summed first (one contiguous,
+    vectorised pass per source row), then each block's fx columns (fx strided passes); the sums
+    are exact integers in float32, so the order of the additions does not change the result.
     """
     h, w = src.shape[0], src.shape[1]
     H, W = out.shape[0], out.shape[1]
-    acc = np.zeros(W * 3, np.float32)
-    cnt = np.zeros(W, np.float32)
+    x_end = max(min(x_start + W * fx, w), x_start)
+    n = (x_end - x_start) * 3
+    src2 = src.reshape(h, w * 3)
+    acc = np.zeros(W * fx * 3, np.float32)  # beyond n: zeros (columns past the border)
+    hs = np.empty(W * 3, np.float32)
+    cols = np.empty(W * 3, np.float32)  # pixels per block in a row, per output channel
+    for ox in range(W):
+        xa = x_start + ox * fx
+        k = max(min(xa + fx, w) - xa, 0)
+        for ch in range(3):
+            cols[3 * ox + ch] = k
+    out2 = out.reshape(H, W * 3)
     for oy in range(H):
-        acc[:] = 0.0
-        cnt[:] = 0.0
         ya = y_start + oy * fy
         yb = min(ya + fy, h)
+        acc[:n] = 0.0
         for y in range(ya, yb):
-            row = src[y]
-            for ox in range(W):
-                xa = x_start + ox * fx
-                xb = min(xa + fx, w)
-                for x in range(xa, xb):
-                    acc[3 * ox] += row[x, 0]
-                    acc[3 * ox + 1] += row[x, 1]
-                    acc[3 * ox + 2] += row[x, 2]
-                cnt[ox] += xb - xa
-        for ox in range(W):
-            c = cnt[ox]
+            _add_row(src2[y, x_start * 3 : x_start * 3 + n], acc[:n])
+        _block_sums(acc, fx, hs)
+        rows = np.float32(max(yb - ya, 0))
+        orow = out2[oy]
+        for j in range(W * 3):
+            c = rows * cols[j]
             if c <= 0:
                 c = np.float32(1.0)
-            for ch in range(3):
-                out[oy, ox, ch] = _clamp(acc[3 * ox + ch] / c)
+            orow[j] = _clamp(hs[j] / c)
 
 
 @njit(nogil=True, cache=True)

@@ -384,14 +384,24 @@ def test_resume_and_out_must_name_the_same_directory(tmp_path):
 
 
 def test_sigterm_with_progressive_resolution_resumes_at_the_right_size(data, tmp_path, monkeypatch):
-    """In process: a training resolution that changes per epoch."""
-    from augpipe.train import TrainConfig, train
+    """In process: a training resolution that changes per epoch, with recipe ops (random
+    erasing, Mixup/CutMix soft targets) that every rebuilt pipeline keeps."""
+    from augpipe.train import TrainConfig, train, trainer
     from augpipe.train.preempt import TrainingInterrupted
 
     def cfg(out, **kw):
         return TrainConfig(str(data), model="small_cnn", res=16, epochs=3, batch_size=8,
-                           workers=0, progressive_res=(8, 16),
-                           out=str(out), progress=False, **kw)  # fmt: skip
+                           workers=0, progressive_res=(8, 16), reprob=0.25, mixup=0.2,
+                           cutmix=1.0, out=str(out), progress=False, **kw)  # fmt: skip
+
+    built, make_loader = [], trainer.make_loader
+
+    def recording(dataset, pipeline, batch_size, train, *args):
+        if train:
+            built.append([type(op).__name__ for op in pipeline.ops])
+        return make_loader(dataset, pipeline, batch_size, train, *args)
+
+    monkeypatch.setattr(trainer, "make_loader", recording)
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -415,6 +425,8 @@ def test_sigterm_with_progressive_resolution_resumes_at_the_right_size(data, tmp
     finally:
         torch.set_num_threads(threads)
     assert [m["res"] for m in _metrics(tmp_path / "run")] == [8, 16, 16]
+    assert len(built) == 5  # twin: 8 then 16; interrupted: 8 then 16; resumed: 16
+    assert all(ops[-2:] == ["RandomErasing", "Mixup"] for ops in built), built
     assert _metrics(tmp_path / "run") == _metrics(tmp_path / "twin")
     a = torch.load(tmp_path / "twin" / "model.pt", weights_only=True)
     b = torch.load(tmp_path / "run" / "model.pt", weights_only=True)

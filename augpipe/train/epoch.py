@@ -48,7 +48,7 @@ class Run:
     config: dict  # what a resume must match (resume.check_compatible)
     # more training state (an EMA of the weights, ...): objects with state_dict() and
     # load_state_dict(), saved in every checkpoint under their name (trainer._restore loads them)
-    extra: dict[str, object] = field(default_factory=dict)
+    stateful: dict[str, object] = field(default_factory=dict)
     records: list[dict] = field(default_factory=list)
     step: int = 0  # optimiser steps done in the whole run
     seconds_before: float = 0.0  # run time before this process (a resumed run)
@@ -86,7 +86,7 @@ class Run:
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(),
                 "scaler": self.ctx.scaler.state_dict() if self.ctx.scaler is not None else None,
-                "extra": {name: obj.state_dict() for name, obj in self.extra.items()},
+                "stateful": {name: obj.state_dict() for name, obj in self.stateful.items()},
                 "loader": {"train": train_state, "val": val_state or self.val_loader.state_dict()},
                 "ranks": ranks,
                 "records": [dict(r) for r in self.records],

@@ -181,8 +181,8 @@ def _run(cfg: TrainConfig, info: distributed.DistInfo, stop: StopSignals) -> dic
         scheduler = build_scheduler(optimizer, total_steps, round(cfg.warmup_epochs * steps))
         amp_dtype = AMP_DTYPES[cfg.amp]
         scaler = torch.amp.GradScaler("cuda") if cfg.amp == "fp16" else None
-        extra: dict[str, object] = {}  # see Run.extra
-        sums = _restore(ckpt, info, device, model, optimizer, scheduler, scaler, extra,
+        stateful: dict[str, object] = {}  # see Run.stateful
+        sums = _restore(ckpt, info, device, model, optimizer, scheduler, scaler, stateful,
                         train_loader, val_loader) if ckpt else None  # fmt: skip
 
         net: nn.Module = model
@@ -195,7 +195,7 @@ def _run(cfg: TrainConfig, info: distributed.DistInfo, stop: StopSignals) -> dic
         ctx = StepContext(device, amp_dtype, scaler, cfg.channels_last)
         criterion = recipe.criterion(cfg)
         run = Run(cfg, info, model, net, frozen, optimizer, scheduler, criterion, ctx, steps,
-                  train_loader, val_loader, log, stop, hashes, run_config, extra)  # fmt: skip
+                  train_loader, val_loader, log, stop, hashes, run_config, stateful)  # fmt: skip
         if ckpt:
             run.step, run.seconds_before = int(ckpt["step"]), float(ckpt["seconds"])
             run.records = [dict(r) for r in ckpt["records"]]
@@ -251,7 +251,7 @@ def _run(cfg: TrainConfig, info: distributed.DistInfo, stop: StopSignals) -> dic
         val_loader.close()
 
 
-def _restore(ckpt, info, device, model, optimizer, scheduler, scaler, extra, train_loader,
+def _restore(ckpt, info, device, model, optimizer, scheduler, scaler, stateful, train_loader,
              val_loader):  # fmt: skip
     """Load a checkpoint into the freshly built run; returns the epoch's running sums (or None
     at an epoch boundary)."""
@@ -260,8 +260,8 @@ def _restore(ckpt, info, device, model, optimizer, scheduler, scaler, extra, tra
     scheduler.load_state_dict(ckpt["scheduler"])
     if scaler is not None and ckpt["scaler"] is not None:
         scaler.load_state_dict(ckpt["scaler"])
-    for name, obj in extra.items():
-        obj.load_state_dict(ckpt["extra"][name])  # same options, so the same extras
+    for name, obj in stateful.items():
+        obj.load_state_dict(ckpt["stateful"][name])  # same options, so the same objects
     mine = ckpt["ranks"][info.rank]
     epoch, batch = (int(v) for v in mine["train_position"].tolist())
     train_loader.load_state_dict({**ckpt["loader"]["train"], "rank": info.rank, "epoch": epoch,

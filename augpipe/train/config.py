@@ -66,9 +66,9 @@ class TrainConfig:
     keep: int = 2
     resume: str | None = None
     # --pipeline: a pipeline JSON file or a registered string spec (augpipe.spec.load_pipeline)
-    # for training, in place of the one --res, --min-scale and --no-flip build; resolved, a file
-    # becomes its pipeline dict (config.json holds the pipeline itself, resume compares it)
-    pipeline: str | dict | None = None
+    # for training, in place of the one --res, --min-scale and --no-flip build (resume compares
+    # the pipeline it gives, not the path: resume.check_compatible)
+    pipeline: str | None = None
     # timm's recipe options (augpipe.train.recipe)
     aa: str | None = None
     reprob: float = 0.0
@@ -96,12 +96,7 @@ class TrainConfig:
             )
         if c.lr is None:
             c.lr = 0.1 * c.batch_size * world_size / 256
-        if c.pipeline is not None:
-            from augpipe.spec.files import is_string_spec, load_pipeline
-
-            if not is_string_spec(c.pipeline):
-                c.pipeline = load_pipeline(c.pipeline).to_dict()
-        elif c.min_scale is None:
+        if c.min_scale is None and c.pipeline is None:
             c.min_scale = 0.08 if c.res >= 128 else 0.35
         if c.warmup_epochs is None:
             c.warmup_epochs = min(5.0, c.epochs / 10)

@@ -79,9 +79,6 @@ class _PathOp(Op):
     def _key(self):
         return (self.path, json.dumps(self.args, sort_keys=True), getattr(self, "stage", None))
 
-    def __reduce__(self):  # rebuilt from the path: a fresh process imports the code
-        return (type(self), tuple(getattr(self, f) for f in self._fields))
-
 
 @dataclass(frozen=True, eq=False)
 class UserOp(_PathOp):
@@ -94,7 +91,6 @@ class UserOp(_PathOp):
     path: str = ""
     args: dict = field(default_factory=dict)
     kind: ClassVar[str] = "sample"
-    _fields: ClassVar[tuple] = ("path", "args")
 
     def __post_init__(self):
         _check_common(self, "UserOp")
@@ -141,7 +137,6 @@ class UserBatchOp(_PathOp):
     args: dict = field(default_factory=dict)
     stage: str = "host"
     kind: ClassVar[str] = "batch"
-    _fields: ClassVar[tuple] = ("path", "args", "stage")
 
     def __post_init__(self):
         if self.stage not in STAGES:

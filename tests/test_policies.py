@@ -282,3 +282,24 @@ def test_augmix_renders_base_plus_chains_in_one_call():
     ref = np.clip(img + rec["cm"] * (mixed - img), 0, 255)
     assert np.abs(out - np.floor(ref)).max() <= 1
     assert not np.array_equal(out.astype(np.uint8), img)
+
+
+def test_policy_translation_takes_the_axis_kernel_with_the_same_result():
+    # a pure shift of a crop inside the source: the axis kernel (clamped) + canvas clip must
+    # equal the general warp kernel + clip (the warp is what rotations take)
+    img = _smooth(40, 48)
+    pipe = T.Compose([T.CenterCrop((30, 36))])
+    rec = pipe.sample_params([img.shape[:2]], [0])[0]
+    for t in (7.0, -11.3, 40.0):  # (a boundary exactly on a pixel centre would flip)
+        G = np.eye(3)
+        G[0, 2], G[1, 2] = t, -t / 2
+        a = rec.copy()
+        a["geo"], a["clip"], a["pfill"] = G, True, (9, 9, 9)
+        out = pipe.apply(img, a)
+        G2 = G.copy()
+        G2[0, 1] = 1e-12  # not axis-aligned: forces the warp kernel
+        b = a.copy()
+        b["geo"] = G2
+        ref = pipe.apply(img, b)
+        assert np.abs(out.astype(int) - ref).max() <= 1
+        assert np.all(out[:, 36 - min(int(abs(t)), 36) :] == 9) if t > 0 else True

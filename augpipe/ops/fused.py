@@ -33,7 +33,7 @@ PROGRAM_FIELDS = ("prog", "parg", "geo", "clip", "pfill", "ebox", "emode", "ecol
                   "nchain", "chain", "carg", "cgeo", "cmix", "cm")  # fmt: skip
 # Numba's cache key of _render: the sources of the kernels it calls (see the module docstring)
 _KERNEL_SOURCES = ("kernels.py", "simd.py", "pixel/tile.py", "pixel/program.py")
-_KERNELS_DIGEST = "c9c610aa35f6907c"
+_KERNELS_DIGEST = "0776b6437aec4fbe"
 _GRID = 17  # the map's bounding box is taken over a 17 x 17 grid of output points
 
 
@@ -152,9 +152,18 @@ def _resample(src, bgr, A2s_j, A1, k, cmat, coff, cmean, color, fill, sy, sx, oy
     A2[1, 2] -= oy
     A = _matmul3(A2, A1)
     if k == 0.0 and A[0, 1] == 0.0 and A[1, 0] == 0.0:
-        ex, ey = abs(A[0, 0]) * W / 2, abs(A[1, 1]) * H / 2
-        inside = (A[0, 2] - ex >= -1e-6 and A[0, 2] + ex <= w + 1e-6
-                  and A[1, 2] - ey >= -1e-6 and A[1, 2] + ey <= h + 1e-6)  # fmt: skip
+        # a policy translation (G a pure shift) keeps the axis kernel when the crop canvas
+        # itself lies inside the source: what the shift moves past the canvas is clipped to
+        # the fill afterwards (clip_canvas), so the kernel's clamped border never shows
+        shift = G[0, 0] == 1.0 and G[1, 1] == 1.0 and G[0, 1] == 0.0 and G[1, 0] == 0.0
+        B = A
+        if shift and (G[0, 2] != 0.0 or G[1, 2] != 0.0):
+            B = A.copy()
+            B[0, 2] -= A2[0, 0] * G[0, 2] + A2[0, 1] * G[1, 2]
+            B[1, 2] -= A2[1, 0] * G[0, 2] + A2[1, 1] * G[1, 2]
+        ex, ey = abs(B[0, 0]) * W / 2, abs(B[1, 1]) * H / 2
+        inside = (B[0, 2] - ex >= -1e-6 and B[0, 2] + ex <= w + 1e-6
+                  and B[1, 2] - ey >= -1e-6 and B[1, 2] + ey <= h + 1e-6)  # fmt: skip
         if inside:
             _render_axis(src, bgr, A, cmat, coff, cmean, color, out)
             return

@@ -12,6 +12,7 @@ fills the pixels whose position under a policy's geometric map falls outside the
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 
 import numpy as np
 from numba import njit
@@ -187,29 +188,42 @@ def _blur(tile, sigma, r):
     r = int(r)
     if r < 1 or sigma <= 0:
         return
-    k = np.empty(2 * r + 1, np.float32)
+    n = 2 * r + 1
+    k = np.empty(n, np.float32)
     tot = 0.0
-    for i in range(2 * r + 1):
+    for i in range(n):
         x = (i - r) / sigma
         k[i] = math.exp(-0.5 * x * x)
         tot += k[i]
-    for i in range(2 * r + 1):
+    for i in range(n):
         k[i] = k[i] / tot
-    tmp = np.empty((H, W, 3), np.float32)
-    for y in range(H):
-        for x in range(W):
+    rows = tile.reshape(H, W * 3)
+    tmp = np.empty((H, W * 3), np.float32)
+    pad = np.empty((W + 2 * r) * 3, np.float32)
+    for y in range(H):  # horizontal: a reflected, padded float row, then contiguous taps
+        row = rows[y]
+        for x in range(W + 2 * r):
+            src = _reflect(x - r, W)
             for c in range(3):
-                s = np.float32(0.0)
-                for i in range(2 * r + 1):
-                    s += k[i] * tile[y, _reflect(x + i - r, W), c]
-                tmp[y, x, c] = s
-    for y in range(H):
-        for x in range(W):
-            for c in range(3):
-                s = np.float32(0.0)
-                for i in range(2 * r + 1):
-                    s += k[i] * tmp[_reflect(y + i - r, H), x, c]
-                tile[y, x, c] = np.uint8(min(max(s + np.float32(0.5), 0.0), 255.0))
+                pad[3 * x + c] = row[3 * src + c]
+        acc = tmp[y]
+        acc[:] = 0.0
+        for i in range(n):
+            ki = k[i]
+            for j in range(W * 3):
+                acc[j] += ki * pad[j + 3 * i]
+    acc = np.empty(W * 3, np.float32)
+    half = np.float32(0.5)
+    for y in range(H):  # vertical: contiguous rows
+        acc[:] = 0.0
+        for i in range(n):
+            ki = k[i]
+            src = tmp[_reflect(y + i - r, H)]
+            for j in range(W * 3):
+                acc[j] += ki * src[j]
+        out = rows[y]
+        for j in range(W * 3):
+            out[j] = np.uint8(min(max(acc[j] + half, np.float32(0.0)), np.float32(255.0)))
 
 
 @njit(**_K)
@@ -292,23 +306,58 @@ def run_program(tile, codes, args):
 
 
 @njit(**_K)
+def _outside(G, x, y, hx, hy):
+    X = x + 0.5 - hx
+    Y = y + 0.5 - hy
+    u = G[0, 0] * X + G[0, 1] * Y + G[0, 2]
+    v = G[1, 0] * X + G[1, 1] * Y + G[1, 2]
+    return u < -hx or u >= hx or v < -hy or v >= hy
+
+
+@njit(**_K)
 def clip_canvas(tile, G, fill):
     """Fill output pixels whose centre maps (by G, centred output frame -> centred crop frame)
     outside the crop canvas: a policy's rotate/shear/translate never shows pixels beyond the
-    crop, as when the reference transforms the already-cropped image."""
+    crop, as when the reference transforms the already-cropped image. The map is affine and
+    the canvas convex, so each row's inside pixels are one run: found from the row's two
+    linear constraints, then checked pixel-exactly at its ends."""
     H, W = tile.shape[0], tile.shape[1]
     hx, hy = W / 2.0, H / 2.0
     f0, f1, f2 = np.uint8(fill[0]), np.uint8(fill[1]), np.uint8(fill[2])
     for y in range(H):
         Y = y + 0.5 - hy
-        for x in range(W):
-            X = x + 0.5 - hx
-            u = G[0, 0] * X + G[0, 1] * Y + G[0, 2]
-            v = G[1, 0] * X + G[1, 1] * Y + G[1, 2]
-            if u < -hx or u >= hx or v < -hy or v >= hy:
-                tile[y, x, 0] = f0
-                tile[y, x, 1] = f1
-                tile[y, x, 2] = f2
+        lo, hi = -np.inf, np.inf  # X range inside, from u and v in [-h, h)
+        for row, h in ((0, hx), (1, hy)):
+            a = G[row, 0]
+            b = G[row, 1] * Y + G[row, 2]
+            if a == 0.0:
+                if b < -h or b >= h:
+                    lo, hi = np.inf, -np.inf
+            else:
+                t0, t1 = (-h - b) / a, (h - b) / a
+                lo, hi = max(lo, min(t0, t1)), min(hi, max(t0, t1))
+        x0, x1 = W, -1  # inside run [x0, x1]
+        if lo <= hi:
+            x0 = int(max(min(math.floor(lo + hx - 0.5), W), -1))
+            x1 = int(max(min(math.ceil(hi + hx - 0.5), W), -1))
+            while x0 < W and (x0 < 0 or _outside(G, x0, y, hx, hy)):
+                x0 += 1
+            while x0 > 0 and not _outside(G, x0 - 1, y, hx, hy):
+                x0 -= 1
+            while x1 >= x0 and (x1 >= W or _outside(G, x1, y, hx, hy)):
+                x1 -= 1
+            while x1 < W - 1 and x1 >= x0 and not _outside(G, x1 + 1, y, hx, hy):
+                x1 += 1
+        if x1 < x0:
+            x0, x1 = W, W - 1  # nothing inside: fill the whole row
+        for x in range(x0):
+            tile[y, x, 0] = f0
+            tile[y, x, 1] = f1
+            tile[y, x, 2] = f2
+        for x in range(x1 + 1, W):
+            tile[y, x, 0] = f0
+            tile[y, x, 1] = f1
+            tile[y, x, 2] = f2
 
 
 @njit(**_K)
@@ -316,6 +365,11 @@ def _hash(z):
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     return z ^ (z >> np.uint64(31))
+
+
+# N(0, 1) at the centres of 4096 equal-probability bins: per-pixel erase noise is one hash per
+# pixel and three table lookups (12 bits each)
+_NORMAL = np.array([NormalDist().inv_cdf((i + 0.5) / 4096) for i in range(4096)], np.float32)
 
 
 @njit(**_K)
@@ -326,19 +380,19 @@ def erase(tile, box, mode, colour, std, key):
     if mode == 0 or h <= 0 or w <= 0:
         return
     W = tile.shape[1]
+    half = np.float32(0.5)
     for y in range(y0, y0 + h):
         for x in range(x0, x0 + w):
-            for c in range(3):
-                if mode == 3:
-                    z = _hash(key ^ np.uint64(((y * W + x) * 3 + c) * 2 + 1))
-                    u1 = ((z >> np.uint64(11)) + np.uint64(1)) * (1.0 / 9007199254740993.0)
-                    z2 = _hash(z)
-                    u2 = (z2 >> np.uint64(11)) * (1.0 / 9007199254740992.0)
-                    g = math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
-                    v = colour[c] + std[c] * g
-                else:
-                    v = colour[c]
-                tile[y, x, c] = np.uint8(min(max(v + 0.5, 0.0), 255.0))
+            if mode == 3:
+                z = _hash(key ^ np.uint64((y * W + x) * 2 + 1))
+                for c in range(3):
+                    g = _NORMAL[(z >> np.uint64(12 * c)) & np.uint64(4095)]
+                    v = colour[c] + std[c] * g + half
+                    tile[y, x, c] = np.uint8(min(max(v, np.float32(0.0)), np.float32(255.0)))
+            else:
+                for c in range(3):
+                    v = colour[c] + half
+                    tile[y, x, c] = np.uint8(min(max(v, np.float32(0.0)), np.float32(255.0)))
 
 
 @njit(**_K)

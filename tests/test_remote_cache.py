@@ -84,3 +84,26 @@ def test_a_shard_replaced_at_the_source_is_fetched_again(packed, tmp_path):
     assert not cache.present(names[0])
     cache.ensure(names[0])
     assert cache.present(names[0]) and cache.downloads == 2
+
+
+def test_a_subset_of_a_remote_dataset_gets_the_feeder_and_the_limit_check(packed, tmp_path):
+    import numpy as np
+    from remote_helpers import BytesPipeline, epoch
+
+    from augpipe import Loader
+    from augpipe.errors import ConfigError
+    from augpipe.train.split import SubsetDataset
+
+    keep = np.arange(0, len(ShardDataset(packed)), 2)  # like the trainer's held-out split
+    remote = SubsetDataset(ShardDataset(f"file://{packed}", cache_dir=tmp_path), keep)
+    kw = dict(output="numpy", workers=0, seed=2, partitions=2, block=4)
+    small = ShardDataset(f"file://{packed}", cache_dir=tmp_path / "x", cache_limit="1kB")
+    with pytest.raises(ConfigError, match="cache_limit: 1kB is smaller"):
+        Loader(SubsetDataset(small, keep), 4, BytesPipeline(), **kw)
+    loader = Loader(remote, 4, BytesPipeline(), **kw)
+    assert loader.order == "partitioned" and loader._feeder is not None
+    local = Loader(SubsetDataset(ShardDataset(packed), keep), 4, BytesPipeline(),
+                   order="partitioned", **kw)  # fmt: skip
+    got = epoch(loader)
+    assert got == epoch(local)
+    assert sorted(i for b in got for i, _ in b) == list(range(len(keep)))  # subset positions

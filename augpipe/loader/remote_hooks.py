@@ -25,8 +25,19 @@ def is_url(data) -> bool:
     return isinstance(data, str) and "://" in data
 
 
+def _remote(dataset):
+    """(remote dataset, indices into it or None): the dataset itself, or the base of a subset
+    (the trainer's held-out split, ``train/split.py``)."""
+    if getattr(dataset, "cache", None) is not None:
+        return dataset, None
+    base = getattr(dataset, "base", None)
+    if getattr(base, "cache", None) is not None and hasattr(dataset, "indices"):
+        return base, dataset.indices
+    return None, None
+
+
 def default_order(dataset) -> str:
-    return "partitioned" if getattr(dataset, "cache", None) is not None else "global"
+    return "partitioned" if _remote(dataset)[0] is not None else "global"
 
 
 def manifest_hash(dataset) -> str:
@@ -48,6 +59,8 @@ def make_order(loader, order: str, partitions, block, shard_sizes) -> Partitione
     partitions = loader.world_size if partitions is None else partitions
     partitions = opt.check_int("partitions", partitions, 1)
     block = opt.check_int("block", DEFAULT_BLOCK if block is None else block, 1)
+    if not shard_sizes or sum(shard_sizes) != loader._n:  # a subset: its records in order
+        shard_sizes = None
     sizes = shard_sizes or [loader._n]
     porder = PartitionedOrder(sizes, loader.seed, loader.shuffle, partitions, block,
                               loader.drop_last)  # fmt: skip
@@ -136,13 +149,15 @@ def node_schedule(loader, epoch: int, ahead: int = 0):
 
 
 def make_feeder(loader):
-    cache = getattr(loader.dataset, "cache", None)
-    if cache is None:
+    ds, subset = _remote(loader.dataset)
+    if ds is None:
         return None
     from augpipe.loader.feeder import ShardFeeder
 
-    ds = loader.dataset
-    feeder = ShardFeeder(cache, ds._names, lambda idx: _shard_of(ds, idx))
+    if subset is None:
+        feeder = ShardFeeder(ds.cache, ds._names, lambda idx: _shard_of(ds, idx))
+    else:
+        feeder = ShardFeeder(ds.cache, ds._names, lambda idx: _shard_of(ds, subset[idx]))
     loader._feeder = feeder
     # refuse a too-small cache_limit now, for this epoch and the next ones, not mid-run
     node_schedule(loader, loader.epoch, _LOOK_AHEAD_EPOCHS)

@@ -52,6 +52,7 @@ _EXPORTS = {
     "TimmRandAugment": "augpipe.transforms",
     "TimmAutoAugment": "augpipe.transforms",
     "AugMix": "augpipe.transforms",
+    "Mixup": "augpipe.transforms",
     "policy_from_string": "augpipe.ops.policies.strings",
     "TargetOptions": "augpipe.targets.transform",
     "Targets": "augpipe.targets.core",

@@ -20,6 +20,7 @@ from augpipe.decode import DecodeError, load_region
 from augpipe.errors import ConfigError, ConfigTypeError, DatasetError, bad_param
 from augpipe.ops.affine import Affine
 from augpipe.ops.base import Op
+from augpipe.ops.batch.mixup import Mixup
 from augpipe.ops.center_crop import CenterCrop
 from augpipe.ops.color_jitter import ColorJitter
 from augpipe.ops.detection.hsv import HSVJitter
@@ -79,6 +80,7 @@ __all__ = [
     "TimmRandAugment",
     "TimmAutoAugment",
     "AugMix",
+    "Mixup",
     "OPS",
 ]
 

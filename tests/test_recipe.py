@@ -111,6 +111,10 @@ def test_loader_yields_soft_targets(tiny_packed):
     with Loader(tiny_packed, 6, pipe, seed=1, workers=0, output="torch") as lo:
         x, t = next(iter(lo))
     assert tuple(t.shape) == (6, n_cls) and t.dtype == torch.float32
+    # workers rebuild the pipeline from its JSON form: Mixup must be a known op there
+    with Loader(tiny_packed, 6, pipe, seed=1, workers=1, output="torch") as lo:
+        x1, t1 = next(iter(lo))
+    assert torch.equal(x1, x) and torch.equal(t1, t)
 
 
 def test_repeat_order_spreads_repeats_across_ranks_like_timm():

@@ -179,28 +179,20 @@ def _like(labels, t, images):
     return torch.from_numpy(t).to(images.device, non_blocking=True)
 
 
-def cut_mask(boxes: np.ndarray, cut: np.ndarray, hw) -> np.ndarray:
-    """(B, H, W) bool: True inside each sample's CutMix box."""
-    H, W = hw
-    yy = np.arange(H)[None, :, None]
-    xx = np.arange(W)[None, None, :]
-    b = boxes[:, :, None, None]
-    m = (yy >= b[:, 0]) & (yy < b[:, 1]) & (xx >= b[:, 2]) & (xx < b[:, 3])
-    return m & cut[:, None, None]
-
-
 def mix_numpy(images: np.ndarray, lam, cut, boxes) -> np.ndarray:
-    """NHWC batch: CutMix boxes copied from the partner, Mixup blended (uint8: rounded)."""
+    """NHWC batch: CutMix boxes copied from the partner, Mixup blended (uint8: rounded).
+
+    Per sample, so that only the samples that mix are blended (float32, as NumPy promotes
+    uint8 * float32) and a CutMix box is one slice copy."""
     partner = images[::-1]
-    mixing = (lam < 1.0) & ~cut
     out = images.copy()
-    if np.any(mixing):
-        w = lam[:, None, None, None]
-        blend = images * w + partner * (1.0 - w)
+    for i in np.flatnonzero((lam < 1.0) & ~cut):
+        w = lam[i]
+        blend = images[i] * w + partner[i] * (1.0 - w)
         if images.dtype == np.uint8:
             blend = np.rint(blend).clip(0, 255)
-        out[mixing] = blend[mixing].astype(images.dtype)
-    if np.any(cut):
-        m = cut_mask(boxes, cut, images.shape[1:3])
-        out[m] = partner[m]
+        out[i] = blend.astype(images.dtype)
+    for i in np.flatnonzero(cut):
+        y0, y1, x0, x1 = (int(v) for v in boxes[i])
+        out[i, y0:y1, x0:x1] = partner[i, y0:y1, x0:x1]
     return out

@@ -72,8 +72,12 @@ class RandomErasing(Op):
             u = rng.uniform(seed, epoch, indices, rng.stream_id(pos, 1 + 4 * a), lo, hi)
             ar = np.exp(rng.uniform(seed, epoch, indices, rng.stream_id(pos, 2 + 4 * a), *lr))
             area = u * H * W
-            h = np.round(np.nan_to_num(np.sqrt(area * ar), posinf=H)).astype(np.int64)
-            w = np.round(np.nan_to_num(np.sqrt(area / ar), posinf=W)).astype(np.int64)
+            # capped before the cast: a huge finite side (extreme ratio) would wrap to a negative
+            # int64 and pass the size test below
+            with np.errstate(over="ignore"):  # an overflow is inf, capped like any huge side
+                h = np.round(np.minimum(np.nan_to_num(np.sqrt(area * ar), posinf=H), H))
+                w = np.round(np.minimum(np.nan_to_num(np.sqrt(area / ar), posinf=W), W))
+            h, w = h.astype(np.int64), w.astype(np.int64)
             ok = (w < W) & (h < H) & ~found
             ty = rng.uniform(seed, epoch, indices, rng.stream_id(pos, 3 + 4 * a))
             tx = rng.uniform(seed, epoch, indices, rng.stream_id(pos, 4 + 4 * a))

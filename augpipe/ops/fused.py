@@ -33,7 +33,7 @@ PROGRAM_FIELDS = ("prog", "parg", "geo", "clip", "pfill", "ebox", "emode", "ecol
                   "nchain", "chain", "carg", "cgeo", "cmix", "cm")  # fmt: skip
 # Numba's cache key of _render: the sources of the kernels it calls (see the module docstring)
 _KERNEL_SOURCES = ("kernels.py", "simd.py", "pixel/tile.py", "pixel/program.py")
-_KERNELS_DIGEST = "0776b6437aec4fbe"
+_KERNELS_DIGEST = "4a0f99f1df999d10"
 _GRID = 17  # the map's bounding box is taken over a 17 x 17 grid of output points
 
 

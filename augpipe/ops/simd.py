@@ -199,6 +199,16 @@ def _mask(lanes) -> ir.Constant:
     return ir.Constant(ir.VectorType(_I32, len(lanes)), lanes)
 
 
+def _store16(builder, r, out, to_u8: bool) -> None:
+    """Store 16 float lanes at ``out``: rounded half up to uint8, or as float32."""
+    if to_u8:
+        half = ir.Constant(_V16, [0.5] * 16)
+        r = builder.fptoui(builder.fadd(r, half, flags=_CONTRACT), _U8X16)
+        builder.store(r, builder.bitcast(out, _U8X16.as_pointer()), align=1)
+    else:
+        builder.store(r, builder.bitcast(out, _V16.as_pointer()), align=4)
+
+
 def _gather4_codegen(bgr: bool, to_u8: bool):
     def codegen(context, builder, sig, args):
         src, idx, wt4, o, dst, k = args
@@ -227,13 +237,7 @@ def _gather4_codegen(bgr: bool, to_u8: bool):
         w = builder.load(builder.bitcast(wp, _V16.as_pointer()), align=4)
         d = builder.fsub(b, a, flags=_CONTRACT)
         r = builder.fadd(builder.fmul(w, d, flags=_CONTRACT), a, flags=_CONTRACT)
-        out = builder.gep(da.data, [k], inbounds=True)
-        if to_u8:
-            half = ir.Constant(_V16, [0.5] * 16)
-            r = builder.fptoui(builder.fadd(r, half, flags=_CONTRACT), _U8X16)
-            builder.store(r, builder.bitcast(out, _U8X16.as_pointer()), align=1)
-        else:
-            builder.store(r, builder.bitcast(out, _V16.as_pointer()), align=4)
+        _store16(builder, r, builder.gep(da.data, [k], inbounds=True), to_u8)
         return context.get_dummy_value()
 
     return codegen
@@ -341,13 +345,7 @@ def _gather4x2_codegen(bgr: bool, to_u8: bool):
         top = lerp(*row(None), wx)
         bot = lerp(*row(stride), wx)
         r = lerp(top, bot, wy)
-        out = builder.gep(da.data, [k], inbounds=True)
-        if to_u8:
-            half = ir.Constant(_V16, [0.5] * 16)
-            r = builder.fptoui(builder.fadd(r, half, flags=_CONTRACT), _U8X16)
-            builder.store(r, builder.bitcast(out, _U8X16.as_pointer()), align=1)
-        else:
-            builder.store(r, builder.bitcast(out, _V16.as_pointer()), align=4)
+        _store16(builder, r, builder.gep(da.data, [k], inbounds=True), to_u8)
         return context.get_dummy_value()
 
     return codegen

@@ -50,3 +50,8 @@ def scale_device(images, labels, rng, factor: float = 2.0):
 
 def batch_boom(images, labels, rng):
     raise ValueError("batch boom")
+
+
+def flip_rows_host(images: np.ndarray, labels: np.ndarray, rng):
+    """Host stage, labels kept: upside down (CutMix's boxes do not commute with it)."""
+    return np.ascontiguousarray(images[:, ::-1]), labels

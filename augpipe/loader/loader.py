@@ -26,9 +26,10 @@ import weakref
 
 import numpy as np
 
-from augpipe.errors import ConfigError, WorkerError, bad_param
+from augpipe.errors import ConfigError, bad_param
 from augpipe.loader import options as opt
 from augpipe.loader import remote_hooks as rh
+from augpipe.loader import stages
 from augpipe.loader.handover import describe as describe_object
 from augpipe.loader.order import (
     ORDERS,
@@ -41,8 +42,6 @@ from augpipe.loader.order import (
 from augpipe.loader.pool import WorkerPool
 from augpipe.loader.schedule import Schedule
 from augpipe.loader.shm import SlotLayout, SlotRing
-from augpipe.loader.worker import describe, locate_failure
-from augpipe.spec.user import apply_batch_ops
 
 STATE_VERSION = 1
 _STATE_KEYS = ("seed", "batch_size", "shuffle", "drop_last", "rank", "world_size", "order",
@@ -156,7 +155,7 @@ class Loader:
         self.device, self.channels_last = str(device), bool(channels_last)
         # a TorchConverter, or None for NumPy output (never a bound method: that would make
         # a reference cycle and delay the workers' shutdown until the cyclic GC runs)
-        self._torch = self._make_converter()
+        self._torch = stages.make_converter(self)
         self.epoch = 0
         self._batch = 0  # batches of self.epoch already yielded
         self._pool: WorkerPool | None = None
@@ -274,49 +273,9 @@ class Loader:
 
     # ----------------------------------------------------------------- output conversion
 
-    def _make_converter(self):
-        if self.output == "torch":
-            import torch
-
-            from augpipe.loader.device import TorchConverter
-
-            mean, std = self._mean_std if self._mean_std else (None, None)
-            return TorchConverter(self.device, getattr(torch, self._dtype), mean, std,
-                                  self.channels_last, (self.batch_size, *self.sample_shape),
-                                  copy=self.copy)  # fmt: skip
-        if self.device != "cpu":
-            raise bad_param(
-                "device",
-                "'cpu' with output='numpy'",
-                self.device,
-                "use output='torch' to have batches moved to a GPU",
-            )
-        return None
-
     def _convert(self, images: np.ndarray, labels: np.ndarray, epoch: int = 0, batch: int = 0,
                  indices=None):  # fmt: skip
-        # user per-batch ops (augpipe.spec.user.UserBatchOp): host side, then after the copy
-        ops = getattr(self.pipeline, "batch_ops", ())
-        key = (self.seed, epoch, batch * self.world_size + self.rank, indices)
-        if ops:
-            images, labels = apply_batch_ops(ops, "host", images, labels, *key)
-        if self._torch is not None:
-            out, keeps = self._torch(images, labels)
-        else:
-            out, keeps = self._numpy_convert(images, labels)
-        return (apply_batch_ops(ops, "device", *out, *key) if ops else out), keeps
-
-    def _numpy_convert(self, images: np.ndarray, labels: np.ndarray):
-        if self._dtype == "uint8":
-            return ((images.copy(), labels), False) if self.copy else ((images, labels), True)
-        x = images.astype(np.float32)
-        if self._mean_std is not None:
-            mean, std = self._mean_std
-            x -= mean
-            x *= 1.0 / std
-        else:
-            x *= 1.0 / 255.0
-        return (x.astype(self._dtype, copy=False), labels), False
+        return stages.convert(self, images, labels, epoch, batch, indices)
 
     # ----------------------------------------------------------------- iteration
 
@@ -334,7 +293,8 @@ class Loader:
             self._pool = WorkerPool(layout, self.workers, method, self.dataset, self.pipeline,
                                     spec)  # fmt: skip
             self._ring = self._pool.ring
-            self._sched = Schedule(self._pool, self._plan, self.seed)
+            self._sched = Schedule(self._pool, self._plan, self.seed, rank=self.rank,
+                                   world_size=self.world_size)  # fmt: skip
 
     def __iter__(self):
         self._close_iterator()
@@ -373,7 +333,7 @@ class Loader:
                     slot = free.pop()
                     if feeder is not None:
                         feeder.acquire(epoch, b, plan.batch(b))
-                    self._run_here(plan.batch(b), slot, epoch, b)
+                    stages.run_here(self, plan.batch(b), slot, epoch, b)
                 else:
                     sched.release()  # the consumer moved past the previous batch
                     sched.fill()  # this epoch's next batches, then the next epoch's first
@@ -407,18 +367,6 @@ class Loader:
                 feeder.end(epoch if finished else None)
             if not finished:  # break, exception, close(): stop the workers, free the memory
                 self._stop()
-
-    def _run_here(self, indices: np.ndarray, slot: int, epoch: int, batch: int) -> None:
-        out = self._ring.images(slot)[: len(indices)]
-        kw = {"extra": self._ring.extra(slot)} if self._targets is not None else {}
-        try:
-            self.pipeline.run_batch(self.dataset, indices, self.seed, epoch, out, **kw)
-        except Exception as exc:
-            index = locate_failure(self.pipeline, self.dataset, indices, self.seed, epoch, out)
-            err = WorkerError(f"pipeline failed on sample {index} (batch {batch} of epoch "
-                              f"{epoch}, workers=0): {describe(exc)}")  # fmt: skip
-            err.index = index
-            raise err from exc
 
     def _stop(self) -> None:
         if self._pool is not None:

@@ -154,7 +154,8 @@ class WorkerPool:
             if pending:
                 wait_ready([self.workers[w].conn for w in pending], timeout=0.05)
 
-    def submit(self, epoch: int, batch: int, slot: int, indices, seed: int) -> None:
+    def submit(self, epoch: int, batch: int, slot: int, indices, seed: int,
+               key: int | None = None) -> None:  # fmt: skip
         n = len(indices)
         self.ring.indices(slot)[:n] = indices
         low = min(self.inflight)
@@ -165,7 +166,7 @@ class WorkerPool:
         self.inflight[w] += 1
         self._owner[(epoch, batch)] = w
         try:
-            send(self.workers[w].conn, [epoch, batch, slot, n, seed])
+            send(self.workers[w].conn, [epoch, batch, slot, n, seed, key])
         except OSError:  # the worker is gone: say which and why
             self.workers[w].join(_JOIN_S)
             self.check_alive(f"before batch {batch} of epoch {epoch} could be handed to it")

@@ -19,10 +19,13 @@ from augpipe.errors import WorkerError
 
 
 class Schedule:
-    """``plan(epoch)`` gives an ``EpochPlan``; ``ahead`` is whether to cross epoch ends."""
+    """``plan(epoch)`` gives an ``EpochPlan``; ``ahead`` is whether to cross epoch ends;
+    ``rank``/``world_size`` make each task's batch key (``augpipe.loader.stages``)."""
 
-    def __init__(self, pool, plan: Callable, seed: int, ahead: bool = True):
+    def __init__(self, pool, plan: Callable, seed: int, ahead: bool = True, rank: int = 0,
+                 world_size: int = 1):  # fmt: skip
         self.pool, self.plan, self.seed, self.ahead = pool, plan, seed, ahead
+        self.rank, self.world_size = rank, world_size
         self.free = list(range(pool.ring.layout.n_slots))
         self.done: dict[tuple[int, int], int] = {}  # (epoch, batch) -> slot
         self.failed: dict[tuple[int, int], list] = {}  # (epoch, batch) -> error message
@@ -83,7 +86,8 @@ class Schedule:
             if self.acquire is not None:
                 self.acquire(epoch, batch, plan.batch(batch))
             slot = self.free.pop(0)
-            self.pool.submit(epoch, batch, slot, plan.batch(batch), self.seed)
+            key = batch * self.world_size + self.rank  # stages.batch_key
+            self.pool.submit(epoch, batch, slot, plan.batch(batch), self.seed, key)
             self.inflight.add((epoch, batch))
             self.cursor = (epoch, batch + 1)
 

@@ -3,7 +3,8 @@
 Messages on a worker's socket are small JSON arrays (``send``/``recv`` below; nothing is ever
 pickled); the indices travel in the slot itself and the pixels never leave shared memory.
 
-- main -> worker: ``[epoch, batch, slot, n, seed]``; an empty frame means stop.
+- main -> worker: ``[epoch, batch, slot, n, seed, key]`` (``key``: the batch's key for the
+  batch ops run here, ``augpipe.loader.stages``); an empty frame means stop.
 - worker -> main: ``["ready", wid]``, ``["done", epoch, batch, slot]``,
   ``["error", epoch, batch, slot, index, summary, traceback]``, and
   ``["fatal", wid, summary, traceback]`` when the worker cannot start.
@@ -24,6 +25,7 @@ from multiprocessing.connection import Connection
 import numpy as np
 
 from augpipe.loader.shm import SlotLayout, SlotRing
+from augpipe.loader.stages import mix_built
 
 # how often an idle worker checks that its parent is still alive (an orphan exits by itself)
 _PARENT_POLL_S = 1.0
@@ -58,12 +60,13 @@ def describe(exc: BaseException) -> str:
 
 def run_task(pipeline, dataset, ring: SlotRing, msg: list) -> list:
     """Execute one task; returns the reply message."""
-    epoch, batch, slot, n, seed = msg
+    epoch, batch, slot, n, seed, key = msg
     indices = ring.indices(slot)[:n].copy()
     out = ring.images(slot)[:n]
     kw = {"extra": ring.extra(slot)} if ring.layout.extra_bytes else {}  # targets' area
     try:
         pipeline.run_batch(dataset, indices, seed, epoch, out, **kw)
+        mix_built(pipeline, out, seed, epoch, key)  # host Mixup/CutMix, in place
     except Exception as exc:
         tb = traceback.format_exc()
         index = locate_failure(pipeline, dataset, indices, seed, epoch, out)

@@ -1,1 +1,2 @@
-"""Batch ops: run on whole batches in the main process (``Compose.batch_ops``), e.g. Mixup."""
+"""Batch ops (``Compose.batch_ops``), e.g. Mixup: on whole batches, where the batch is built
+(host stage, ``augpipe.loader.stages``) or on what the loader yields (device stage)."""

@@ -10,8 +10,9 @@ smoothing (off = s / classes, on = 1 - s + off), float, shape (B, classes).
 
 Parameters are drawn from (seed, epoch, batch) only, so determinism and resume hold. It runs
 where it is cheapest: ``stage="device"`` (default) on what the Loader yields, after the copy
-(torch tensors on the GPU, vectorised); ``stage="host"`` on the uint8 NumPy batch (Mixup then
-rounds to uint8).
+(torch tensors on the GPU, vectorised); ``stage="host"`` on the uint8 NumPy batch, in place,
+in the loader worker that built it (``augpipe.loader.stages``; Mixup rounds half to even to
+uint8, as timm's ``FastCollateMixup``), with the soft targets made in the main process.
 
 >>> Compose([RandomResizedCrop(224), HorizontalFlip(), Mixup(0.8, 1.0, label_smoothing=0.1)])
 """
@@ -26,6 +27,7 @@ import numpy as np
 from augpipe import rng
 from augpipe.errors import bad_param
 from augpipe.ops.base import Op, number, positive_int, probability
+from augpipe.ops.batch.blend import mix_inplace
 from augpipe.ops.policies.vocab import gamma
 
 MODES = ("batch", "pair", "elem")
@@ -149,11 +151,26 @@ class Mixup(Op):
         lam = np.asarray(lam, np.float32)[:, None]
         return y1 * lam + y2 * (1.0 - lam)
 
-    def run(self, images, labels, seed: int, epoch: int, key: int, pos: int, indices=None):
-        """Mix a batch: NHWC NumPy or NCHW torch images; returns (images, soft targets)."""
+    def mix_inplace(self, images: np.ndarray, seed: int, epoch: int, key: int, pos: int):
+        """The pixel half of ``run`` on a C-contiguous uint8 NHWC batch, in place (what a
+        loader worker does for ``stage="host"``); ``soft_targets`` is the other half."""
+        lam, cut, boxes = self.params(seed, epoch, key, len(images), images.shape[1:3], pos)
+        mix_inplace(images, lam, cut, boxes)
+
+    def soft_targets(self, labels, hw, seed: int, epoch: int, key: int, pos: int) -> np.ndarray:
+        """The targets half of ``run``: (B, classes) float32 for the batch of ``labels``."""
+        self._check_bound()
+        lam = self.params(seed, epoch, key, len(labels), tuple(hw), pos)[0]
+        return self.targets(np.asarray(labels), lam)
+
+    def _check_bound(self) -> None:
         if self.num_classes is None:
             raise bad_param("Mixup.num_classes", "the class count (bind the pipeline to a "
                             "dataset, or pass num_classes=)", None)  # fmt: skip
+
+    def run(self, images, labels, seed: int, epoch: int, key: int, pos: int, indices=None):
+        """Mix a batch: NHWC NumPy or NCHW torch images; returns (images, soft targets)."""
+        self._check_bound()
         B = len(labels)
         torch_in = not isinstance(images, np.ndarray)
         hw = tuple(images.shape[-2:]) if torch_in else tuple(images.shape[1:3])
@@ -180,18 +197,15 @@ def _like(labels, t, images):
 
 
 def mix_numpy(images: np.ndarray, lam, cut, boxes) -> np.ndarray:
-    """NHWC batch: CutMix boxes copied from the partner, Mixup blended (uint8: rounded).
-
-    Per sample, so that only the samples that mix are blended (float32, as NumPy promotes
-    uint8 * float32) and a CutMix box is one slice copy."""
+    """NHWC batch, mixed into a new array: CutMix boxes copied from the partner, Mixup
+    blended (uint8: rounded half to even, ``augpipe.ops.batch.blend``; float: unrounded)."""
+    if images.dtype == np.uint8:
+        return mix_inplace(np.ascontiguousarray(images).copy(), lam, cut, boxes)
     partner = images[::-1]
     out = images.copy()
     for i in np.flatnonzero((lam < 1.0) & ~cut):
         w = lam[i]
-        blend = images[i] * w + partner[i] * (1.0 - w)
-        if images.dtype == np.uint8:
-            blend = np.rint(blend).clip(0, 255)
-        out[i] = blend.astype(images.dtype)
+        out[i] = (images[i] * w + partner[i] * (1.0 - w)).astype(images.dtype)
     for i in np.flatnonzero(cut):
         y0, y1, x0, x1 = (int(v) for v in boxes[i])
         out[i, y0:y1, x0:x1] = partner[i, y0:y1, x0:x1]

@@ -136,6 +136,8 @@ def gamma(seed, epoch, indices, stream, alpha: float) -> np.ndarray:
         new = ok & ~done
         out[new] = d * v[new]
         done |= ok
+        if done.all():  # later tries only fill samples not yet accepted: same values
+            break
     if alpha < 1.0:
         u = rng.uniform(seed, epoch, indices, stream + 7)
         out = out * (1.0 - u) ** (1.0 / alpha)

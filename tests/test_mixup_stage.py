@@ -1,0 +1,123 @@
+"""Mixup/CutMix on the host: the in-place pairwise kernel equals the NumPy reference bit for
+bit, and the Loader's worker-side stage gives the batches the main-process stage gave, for any
+number of workers and across a resume."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from augpipe.loader.loader import Loader
+from augpipe.loader.stages import worker_ops
+from augpipe.ops.batch.blend import mix_inplace
+from augpipe.ops.batch.mixup import Mixup
+from augpipe.spec.user import UserBatchOp
+from augpipe.transforms import Compose, HorizontalFlip, RandomResizedCrop
+
+
+def reference_mix(images: np.ndarray, lam, cut, boxes) -> np.ndarray:
+    """The previous host path (NumPy, per sample), kept as the reference."""
+    partner = images[::-1]
+    out = images.copy()
+    for i in np.flatnonzero((lam < 1.0) & ~cut):
+        w = lam[i]
+        blend = images[i] * w + partner[i] * (1.0 - w)
+        out[i] = np.rint(blend).clip(0, 255).astype(np.uint8)
+    for i in np.flatnonzero(cut):
+        y0, y1, x0, x1 = (int(v) for v in boxes[i])
+        out[i, y0:y1, x0:x1] = partner[i, y0:y1, x0:x1]
+    return out
+
+
+@pytest.mark.parametrize("mode", ["batch", "pair", "elem"])
+@pytest.mark.parametrize("B", [1, 2, 5, 8])
+def test_inplace_kernel_equals_reference(mode, B):
+    rng = np.random.default_rng(B)
+    x = rng.integers(0, 256, (B, 13, 17, 3), dtype=np.uint8)
+    op = Mixup(0.8, 1.0, prob=0.8, switch_prob=0.5, mode=mode, num_classes=3)
+    kinds = set()
+    for key in range(40):
+        lam, cut, boxes = op.params(2, 1, key, B, (13, 17))
+        kinds.update(("cut" if c else "mix" if v < 1 else "none") for v, c in zip(lam, cut))
+        got = mix_inplace(x.copy(), lam, cut, boxes)
+        assert np.array_equal(got, reference_mix(x, lam, cut, boxes)), key
+    assert kinds >= ({"cut", "mix"} if B > 1 else {"mix"})
+
+
+def test_blend_rounding_on_every_pixel_pair():
+    """All 65,536 (a, b) pairs, many weights, both samples of a pair mixing with other weights."""
+    a = np.repeat(np.arange(256, dtype=np.uint8), 256)
+    b = np.tile(np.arange(256, dtype=np.uint8), 256)
+    x = np.stack([a, b, b, a]).reshape(4, 256, 256, 1)
+    rng = np.random.default_rng(0)
+    no_cut, no_box = np.zeros(4, bool), np.zeros((4, 4), np.int64)
+    for w in [*rng.random((60, 4)).astype(np.float32), np.float32([0.5, 0.25, 0.75, 1.0])]:
+        got = mix_inplace(x.copy(), w, no_cut, no_box)
+        assert np.array_equal(got, reference_mix(x, w, no_cut, no_box))
+
+
+def test_cutmix_boxes_read_the_partners_original_pixels():
+    x = np.stack([np.full((6, 6, 3), 10 * i, np.uint8) for i in range(4)])
+    lam = np.float32([0.5, 0.7, 0.6, 1.0])
+    cut = np.array([True, False, True, False])  # 0 <- 3's box, 1 <- blends with 2, 2 <- 1's box
+    boxes = np.array([[0, 3, 0, 6], [0, 0, 0, 0], [2, 5, 1, 4], [0, 0, 0, 0]])
+    got = mix_inplace(x.copy(), lam, cut, boxes)
+    assert np.array_equal(got, reference_mix(x, lam, cut, boxes))
+    assert (got[2, 2:5, 1:4] == 10).all()  # sample 1's value before its blend
+
+
+def _pipe(*extra, stage="host", mode="elem"):
+    mix = Mixup(0.8, 1.0, prob=0.9, mode=mode, label_smoothing=0.1, stage=stage)
+    return Compose([RandomResizedCrop(16), HorizontalFlip(), *extra[:1], mix, *extra[1:]])
+
+
+def _batches(packed, pipe, workers, **kw):
+    with Loader(packed, 5, pipe, seed=4, workers=workers, output="numpy", **kw) as lo:
+        return [(x.copy(), t.copy()) for x, t in lo]
+
+
+def test_worker_stage_equals_main_process_stage(tiny_packed):
+    plain = _batches(tiny_packed, Compose([RandomResizedCrop(16), HorizontalFlip()]), 0)
+    with Loader(tiny_packed, 5, _pipe(), seed=4, workers=0, output="numpy") as lo:
+        op = lo.pipeline.batch_ops[0][1]
+        want = [op.run(x, y, 4, 0, b, 2) for b, (x, y) in enumerate(plain)]
+        got = [(x.copy(), t.copy()) for x, t in lo]
+    for (x, t), (wx, wt) in zip(got, want, strict=True):
+        assert np.array_equal(x, wx) and np.array_equal(t, wt)
+    assert any(not np.array_equal(x, p) for (x, _), (p, _) in zip(got, plain))
+    assert all(np.allclose(t.sum(axis=1), 1.0, atol=1e-5) for _, t in got)
+
+
+@pytest.mark.parametrize("mode", ["pair", "elem"])
+def test_mixup_batches_identical_for_0_1_2_workers_and_on_resume(tiny_packed, mode):
+    pipe = _pipe(mode=mode)
+    runs = {w: _batches(tiny_packed, pipe, w) for w in (0, 1, 2)}
+    for w in (1, 2):
+        for (x, t), (x0, t0) in zip(runs[w], runs[0], strict=True):
+            assert np.array_equal(x, x0) and np.array_equal(t, t0)
+    lo = Loader(tiny_packed, 5, pipe, seed=4, workers=2, output="numpy")
+    it = iter(lo)
+    next(it), next(it)
+    state = lo.state_dict()
+    lo.close()
+    with Loader(tiny_packed, 5, pipe, seed=4, workers=1, output="numpy") as lo2:
+        lo2.load_state_dict(state)
+        rest = [(x.copy(), t.copy()) for x, t in lo2]
+    for (x, t), (x0, t0) in zip(rest, runs[0][2:], strict=True):
+        assert np.array_equal(x, x0) and np.array_equal(t, t0)
+
+
+def test_user_batch_ops_keep_their_order_around_the_worker_stage(tiny_packed):
+    flip = UserBatchOp("user_augs:flip_rows_host", stage="host")
+    mix = Mixup(0.8, 1.0, mode="elem", stage="host", num_classes=3)
+    head = [RandomResizedCrop(16), HorizontalFlip()]
+    before, late = Compose([*head, flip, mix]), Compose([*head, mix, flip])
+    assert worker_ops(before) == [] and worker_ops(late) == [(2, mix)]
+    plain = _batches(tiny_packed, Compose(head), 0)
+    for w in (0, 2):
+        for b, ((x, t), (p, y)) in enumerate(zip(_batches(tiny_packed, before, w), plain)):
+            want, wt = mix.run(p[:, ::-1], y, 4, 0, b, 3)  # flipped, then mixed
+            assert np.array_equal(x, want) and np.array_equal(t, wt)
+        for b, ((x, t), (p, y)) in enumerate(zip(_batches(tiny_packed, late, w), plain)):
+            want, wt = mix.run(p, y, 4, 0, b, 2)  # mixed in the worker, flipped in main
+            assert np.array_equal(x, want[:, ::-1]) and np.array_equal(t, wt)

@@ -32,8 +32,9 @@ from augpipe.ops.pixel import tile as tile_ops
 PROGRAM_FIELDS = ("prog", "parg", "geo", "clip", "pfill", "ebox", "emode", "ecol", "estd", "ekey",
                   "nchain", "chain", "carg", "cgeo", "cmix", "cm")  # fmt: skip
 # Numba's cache key of _render: the sources of the kernels it calls (see the module docstring)
-_KERNEL_SOURCES = ("kernels.py", "simd.py", "pixel/tile.py", "pixel/program.py")
-_KERNELS_DIGEST = "4a0f99f1df999d10"
+_KERNEL_SOURCES = ("kernels.py", "simd.py", "pixel/tile.py", "pixel/program.py",
+                   "pixel/tables.py", "pixel/filters.py")  # fmt: skip
+_KERNELS_DIGEST = "8add73c377447978"
 _GRID = 17  # the map's bounding box is taken over a 17 x 17 grid of output points
 
 

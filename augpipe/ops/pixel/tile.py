@@ -2,11 +2,12 @@
 
 ``run_program`` executes the step codes of ``program.py`` in order, rounding and clamping to
 uint8 after each step as the references do (PIL ImageOps/ImageEnhance, torchvision's
-functional): lookup tables (solarize, posterize, invert; equalize and autocontrast from the
-tile's own histogram, computed only when a sample draws them), enhance blends (truncating like
-PIL's ``Image.blend``), the 3x3 sharpness filter and a separable Gaussian blur. ``clip_canvas``
-fills the pixels whose position under a policy's geometric map falls outside the crop canvas;
-``erase`` writes RandomErasing's box; ``mix_into`` accumulates AugMix chains.
+functional): the lookup-table steps (``tables.py``: solarize, posterize, invert as arithmetic;
+autocontrast from the tile's min/max and equalize from its histogram, computed only when a
+sample draws them), enhance blends (truncating like PIL's ``Image.blend``), the 3x3 sharpness
+filter and a separable Gaussian blur (``filters.py``). ``clip_canvas`` fills the pixels whose
+position under a policy's geometric map falls outside the crop canvas; ``erase`` writes
+RandomErasing's box; ``mix_into`` accumulates AugMix chains.
 """
 
 from __future__ import annotations
@@ -17,9 +18,15 @@ from statistics import NormalDist
 import numpy as np
 from numba import njit
 
+from augpipe.ops.pixel import filters as F
 from augpipe.ops.pixel import program as P
+from augpipe.ops.pixel import tables as T
+from augpipe.ops.pixel.filters import blend_u8
+from augpipe.ops.pixel.tables import autocontrast_lut, equalize_lut  # noqa: F401 (tests)
 
-_K = dict(nogil=True, cache=True, error_model="numpy", boundscheck=False)
+# fastmath=False explicitly: a kernel without the option inherits its caller's (``_render`` is
+# fastmath), and a contracted multiply-add rounds differently from the reference formulas
+_K = dict(nogil=True, cache=True, error_model="numpy", boundscheck=False, fastmath=False)
 
 
 @njit(**_K)
@@ -28,100 +35,10 @@ def _grey(r, g, b):  # PIL's RGB -> L: ITU-R 601 in 16-bit fixed point, rounded
 
 
 @njit(**_K)
-def _apply_lut(flat, lut):
-    n = flat.shape[0] // 3
-    for i in range(n):
-        flat[3 * i] = lut[0, flat[3 * i]]
-        flat[3 * i + 1] = lut[1, flat[3 * i + 1]]
-        flat[3 * i + 2] = lut[2, flat[3 * i + 2]]
-
-
-@njit(**_K)
-def _histogram(flat):
-    h = np.zeros((3, 256), np.int64)
-    n = flat.shape[0] // 3
-    for i in range(n):
-        h[0, flat[3 * i]] += 1
-        h[1, flat[3 * i + 1]] += 1
-        h[2, flat[3 * i + 2]] += 1
-    return h
-
-
-@njit(**_K)
-def equalize_lut(h, lut):
-    """PIL's ImageOps.equalize: step = (pixels - count of the top value) // 255, identity when
-    the channel has one value or step is 0; lut[i] = (step // 2 + cumsum(h)[i - 1]) // step."""
-    for c in range(3):
-        last = -1
-        nz = 0
-        total = 0
-        for i in range(256):
-            if h[c, i]:
-                last = i
-                nz += 1
-                total += h[c, i]
-        step = (total - h[c, last]) // 255 if nz > 1 else 0
-        if step == 0:
-            for i in range(256):
-                lut[c, i] = i
-            continue
-        acc = step // 2
-        for i in range(256):
-            lut[c, i] = min(acc // step, 255)
-            acc += h[c, i]
-
-
-@njit(**_K)
-def autocontrast_lut(h, lut):
-    """PIL's ImageOps.autocontrast (cutoff 0): per channel lo, hi = min, max; identity when
-    hi <= lo, else lut[i] = clamp(int(i * 255 / (hi - lo) - lo * 255 / (hi - lo)))."""
-    for c in range(3):
-        lo = 0
-        while lo < 255 and h[c, lo] == 0:
-            lo += 1
-        hi = 255
-        while hi > 0 and h[c, hi] == 0:
-            hi -= 1
-        if hi <= lo:
-            for i in range(256):
-                lut[c, i] = i
-            continue
-        scale = 255.0 / (hi - lo)
-        offset = -lo * scale
-        for i in range(256):
-            v = int(i * scale + offset)
-            lut[c, i] = min(max(v, 0), 255)
-
-
-@njit(**_K)
-def _static_lut(code, a0, a1, lut):
-    for i in range(256):
-        v = i
-        if code == P.SOLARIZE:
-            v = 255 - i if i >= a0 else i
-        elif code == P.SOLARIZE_ADD:
-            v = min(255, i + int(a0)) if i < a1 else i
-        elif code == P.POSTERIZE:
-            bits = int(a0)
-            v = i & (~((1 << (8 - bits)) - 1) & 255) if bits < 8 else i
-        elif code == P.INVERT:
-            v = 255 - i
-        lut[0, i] = v
-        lut[1, i] = v
-        lut[2, i] = v
-
-
-@njit(**_K)
-def _blend_u8(d, x, f):  # PIL's Image.blend(degenerate, image, f): float, clamped, truncated
-    v = np.float32(d) + f * (np.float32(x) - np.float32(d))
-    return np.uint8(min(max(v, np.float32(0.0)), np.float32(255.0)))
-
-
-@njit(**_K)
 def _blend_const(flat, d, f):
     f = np.float32(f)
     for i in range(flat.shape[0]):
-        flat[i] = _blend_u8(d, flat[i], f)
+        flat[i] = blend_u8(d, flat[i], f)
 
 
 @njit(**_K)
@@ -130,100 +47,22 @@ def _blend_grey(flat, f):
     for i in range(flat.shape[0] // 3):
         g = _grey(np.int64(flat[3 * i]), np.int64(flat[3 * i + 1]), np.int64(flat[3 * i + 2]))
         for c in range(3):
-            flat[3 * i + c] = _blend_u8(g, flat[3 * i + c], f)
+            flat[3 * i + c] = blend_u8(g, flat[3 * i + c], f)
 
 
 @njit(**_K)
 def _contrast(flat, f, tv):
     n = flat.shape[0] // 3
-    s = 0.0
+    s = 0  # the per-pixel greys are integers: an integer sum is exact and vectorises
     for i in range(n):
         if tv:  # torchvision: floor of 0.2989 r + 0.587 g + 0.114 b, mean in float
-            s += math.floor(0.2989 * flat[3 * i] + 0.587 * flat[3 * i + 1]
-                            + 0.114 * flat[3 * i + 2])  # fmt: skip
+            s += np.int64(math.floor(0.2989 * flat[3 * i] + 0.587 * flat[3 * i + 1]
+                                     + 0.114 * flat[3 * i + 2]))  # fmt: skip
         else:
             s += _grey(np.int64(flat[3 * i]), np.int64(flat[3 * i + 1]), np.int64(flat[3 * i + 2]))
     m = s / max(n, 1)
     d = np.float32(m) if tv else np.float32(int(m + 0.5))
     _blend_const(flat, d, f)
-
-
-@njit(**_K)
-def _sharpness(tile, f):
-    """Blend with the image smoothed by [[1, 1, 1], [1, 5, 1], [1, 1, 1]] / 13; the one-pixel
-    border ring keeps the image's own pixels (PIL and torchvision both leave it unfiltered)."""
-    H, W = tile.shape[0], tile.shape[1]
-    if H < 3 or W < 3:
-        return
-    f = np.float32(f)
-    prev = tile[0].copy()
-    cur = tile[1].copy()
-    for y in range(1, H - 1):
-        nxt = tile[y + 1]
-        for x in range(1, W - 1):
-            for c in range(3):
-                s = (np.int32(prev[x - 1, c]) + prev[x, c] + prev[x + 1, c] + cur[x - 1, c]
-                     + 5 * np.int32(cur[x, c]) + cur[x + 1, c] + nxt[x - 1, c] + nxt[x, c]
-                     + nxt[x + 1, c])  # fmt: skip
-                d = np.float32(math.floor(s / 13.0 + 0.5))
-                tile[y, x, c] = _blend_u8(d, cur[x, c], f)
-        prev[:] = cur
-        cur[:] = tile[y + 1]
-
-
-@njit(**_K)
-def _reflect(i, n):
-    if n == 1:
-        return 0
-    while i < 0 or i >= n:
-        i = -i if i < 0 else 2 * (n - 1) - i
-    return i
-
-
-@njit(**_K)
-def _blur(tile, sigma, r):
-    """Separable Gaussian, torchvision's kernel (exp(-x^2 / 2 sigma^2) over -r..r, normalised),
-    reflected border, float between the passes, rounded once."""
-    H, W = tile.shape[0], tile.shape[1]
-    r = int(r)
-    if r < 1 or sigma <= 0:
-        return
-    n = 2 * r + 1
-    k = np.empty(n, np.float32)
-    tot = 0.0
-    for i in range(n):
-        x = (i - r) / sigma
-        k[i] = math.exp(-0.5 * x * x)
-        tot += k[i]
-    for i in range(n):
-        k[i] = k[i] / tot
-    rows = tile.reshape(H, W * 3)
-    tmp = np.empty((H, W * 3), np.float32)
-    pad = np.empty((W + 2 * r) * 3, np.float32)
-    for y in range(H):  # horizontal: a reflected, padded float row, then contiguous taps
-        row = rows[y]
-        for x in range(W + 2 * r):
-            src = _reflect(x - r, W)
-            for c in range(3):
-                pad[3 * x + c] = row[3 * src + c]
-        acc = tmp[y]
-        acc[:] = 0.0
-        for i in range(n):
-            ki = k[i]
-            for j in range(W * 3):
-                acc[j] += ki * pad[j + 3 * i]
-    acc = np.empty(W * 3, np.float32)
-    half = np.float32(0.5)
-    for y in range(H):  # vertical: contiguous rows
-        acc[:] = 0.0
-        for i in range(n):
-            ki = k[i]
-            src = tmp[_reflect(y + i - r, H)]
-            for j in range(W * 3):
-                acc[j] += ki * src[j]
-        out = rows[y]
-        for j in range(W * 3):
-            out[j] = np.uint8(min(max(acc[j] + half, np.float32(0.0)), np.float32(255.0)))
 
 
 @njit(**_K)
@@ -281,14 +120,12 @@ def run_program(tile, codes, args):
         if code == P.NOP:
             continue
         if code <= P.INVERT:
-            _static_lut(code, a0, a1, lut)
-            _apply_lut(flat, lut)
+            T.static_step(flat, code, a0, a1)
         elif code == P.EQUALIZE:
-            equalize_lut(_histogram(flat), lut)
-            _apply_lut(flat, lut)
+            T.equalize_lut(T.histogram(flat), lut)
+            T.apply_lut(flat, lut)
         elif code == P.AUTOCONTRAST:
-            autocontrast_lut(_histogram(flat), lut)
-            _apply_lut(flat, lut)
+            T.autocontrast(flat)
         elif code == P.BRIGHTNESS:
             _blend_const(flat, np.float32(0.0), a0)
         elif code == P.COLOR:
@@ -296,11 +133,11 @@ def run_program(tile, codes, args):
         elif code == P.CONTRAST:
             _contrast(flat, a0, a1 != 0)
         elif code == P.SHARPNESS:
-            _sharpness(tile, a0)
+            F.sharpness(tile, a0)
         elif code == P.GRAYSCALE:
             _blend_grey(flat, 0.0)
         elif code == P.BLUR:
-            _blur(tile, a0, a1)
+            F.blur(tile, a0, a1)
         elif code == P.HUE:
             _hue(flat, a0)
 
@@ -413,4 +250,4 @@ def mix_finish(tile, acc, m):
     m = np.float32(m)
     for i in range(a.shape[0]):
         mixed = np.float32(np.uint8(min(max(a[i], np.float32(0.0)), np.float32(255.0))))
-        t[i] = _blend_u8(t[i], mixed, m)
+        t[i] = blend_u8(t[i], mixed, m)

@@ -18,8 +18,8 @@ it needs the libjpeg headers at install time, ``apt-get install libjpeg-dev``; `
 says whether it is active): only the rows and columns of the sample's source bounding box are
 decoded, at the same DCT scale. libjpeg-turbo skips the IDCT, upsampling and colour conversion
 of the rows above (``jpeg_skip_scanlines``) and of the columns outside (``jpeg_crop_scanline``),
-and never reads the rows below. Records packed with restart markers (``augpipe pack
---restart-rows``: one restart interval per MCU row, +0.2% bytes) skip even the entropy decoding
+and never reads the rows below. Records packed with restart markers (``augpipe pack``'s default,
+``--restart-rows``: one restart interval per MCU row, +0.2% bytes) skip even the entropy decoding
 of the rows above, which is half of a decode's time at q90 (``_jpegregion``'s docstring);
 measured on the standard crops: ~10% less decode time, the same pixels.
 

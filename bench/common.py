@@ -49,10 +49,12 @@ TV_VENV = PEER_VENVS / "tv"  # torch 2.14.1 + torchvision 0.29.1 (bench/peers/RE
 FFCV_VENV = PEER_VENVS / "ffcv"  # ffcv 1.0.2
 
 
-def quick_corpus(photos, n: int, tmp, quality: int | None = None) -> tuple[Path, Path]:
+def quick_corpus(photos, n: int, tmp, quality: int | None = None,
+                 restart_rows: bool | None = None) -> tuple[Path, Path]:  # fmt: skip
     """For ``--quick`` runs: the first ``n`` images of ``photos`` (sorted, spread over its
-    classes) linked into ``tmp/photos`` and packed into ``tmp/packed`` (JPEG, ``quality`` or
-    the pack default): (photos, packed), small enough for a whole epoch in seconds."""
+    classes) linked into ``tmp/photos`` and packed into ``tmp/packed`` (JPEG, ``quality`` and
+    ``restart_rows`` or the pack defaults): (photos, packed), small enough for a whole epoch in
+    seconds."""
     from augpipe.format.pack import pack
 
     photos, tmp = Path(photos), Path(tmp)
@@ -63,6 +65,8 @@ def quick_corpus(photos, n: int, tmp, quality: int | None = None) -> tuple[Path,
         for f in sorted(c.iterdir())[:per]:
             (tmp / "photos" / c.name / f.name).symlink_to(f.resolve())
     kw = {} if quality is None else {"quality": quality}
+    if restart_rows is not None:
+        kw["restart_rows"] = restart_rows
     pack(tmp / "photos", tmp / "packed", progress=False, **kw)
     return tmp / "photos", tmp / "packed"
 
@@ -73,6 +77,12 @@ def add_corpus_args(ap) -> None:
     ap.add_argument("--corpus", choices=("both", *CORPORA), default="both")
     ap.add_argument("--photos", help="one other ImageFolder (the peers read) instead of --corpus")
     ap.add_argument("--packed", help="the same images, packed")
+    for name, (_photos, packed) in CORPORA.items():  # e.g. a repack with other pack options
+        ap.add_argument(
+            f"--{name}-packed",
+            metavar="DIR",
+            help=f"the {name} corpus packed elsewhere (default {shown(packed)})",
+        )
     ap.add_argument("--quick", action="store_true", help="a small check that it runs")
 
 
@@ -84,8 +94,12 @@ def chosen_corpora(args, tmp, n_quick: int) -> dict[str, tuple[Path, Path]]:
     else:
         names = list(CORPORA) if args.corpus == "both" else [args.corpus]
         corpora = {k: CORPORA[k] for k in names}
+        for k, (photos, _packed) in corpora.items():
+            if getattr(args, f"{k}_packed", None):
+                corpora[k] = (photos, Path(getattr(args, f"{k}_packed")))
     if args.quick:
-        corpora = {k: quick_corpus(ph, n_quick, Path(tmp) / k, packed_quality(pk))
+        corpora = {k: quick_corpus(ph, n_quick, Path(tmp) / k, packed_quality(pk),
+                                   packed_option(pk, "restart_rows"))
                    for k, (ph, pk) in corpora.items()}  # fmt: skip
     return corpora
 
@@ -96,6 +110,16 @@ def packed_quality(packed) -> int | None:
         return json.loads((Path(packed) / "manifest.json").read_text())["options"]["quality"]
     except (OSError, KeyError, ValueError):
         return None
+
+
+def packed_option(packed, name: str):
+    """One of the pack options a packed dataset's manifest records (None if unreadable;
+    ``restart_rows`` absent: False, the datasets packed before the option existed)."""
+    try:
+        options = json.loads((Path(packed) / "manifest.json").read_text())["options"]
+    except (OSError, KeyError, ValueError):
+        return None
+    return options.get(name, False if name == "restart_rows" else None)
 
 
 def shown(path) -> str:

@@ -4,10 +4,11 @@
 
 All in one run, on the same images and cores: random-resized crop 224 + horizontal flip,
 batch 256, 2 workers, whole epochs (the 5,000-image corpus).  Also augpipe with 1 worker
-(scaling), the 2-process ``cv2.imdecode`` full-decode rate on the same JPEG bytes (the
-decode-only ceiling), the time to the first batch with fork and with spawn, and (from
-``bench/loader_epochs.py``) worker start-up per start method and the data wait of the first
-batch of a new epoch against the steady state, with persistent workers.
+(scaling), the 2-process ``cv2.imdecode`` and ``simplejpeg.decode_jpeg`` full-decode rates
+on the same JPEG bytes (the decode-only ceilings, ``bench/decode_only.py``), the time to the
+first batch with fork and with spawn, and (from ``bench/loader_epochs.py``) worker start-up
+per start method and the data wait of the first batch of a new epoch against the steady state,
+with persistent workers.
 
 The machine this runs on is shared, so the contenders are measured in interleaved *rounds*
 (one timed epoch of each per round, the order rotating every round) rather than one after the
@@ -26,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
 import statistics
 import sys
@@ -51,6 +51,7 @@ from bench.common import (  # noqa: E402
     summarize,
     write_results_section,
 )
+from bench.decode_only import DecodeOnly  # noqa: E402
 
 
 def _pipeline(size: int):
@@ -107,41 +108,6 @@ def first_batch_seconds(packed: str, start_method: str, batch: int, size: int) -
         return time.perf_counter() - t0
 
 
-def _decode_range(args: tuple[str, int, int]) -> int:
-    import cv2
-
-    from augpipe.format.dataset import ShardDataset
-
-    cv2.setNumThreads(1)
-    path, lo, hi = args
-    ds = ShardDataset(path)
-    for i in range(lo, hi):
-        cv2.imdecode(ds.raw(i), cv2.IMREAD_COLOR)
-    return hi - lo
-
-
-class DecodeOnly:
-    """``processes`` processes decoding every record at full size with cv2.imdecode."""
-
-    def __init__(self, packed: str, processes: int):
-        from augpipe.format.dataset import ShardDataset
-
-        n = len(ShardDataset(packed))
-        cuts = [n * k // processes for k in range(processes + 1)]
-        self.jobs = [(packed, cuts[k], cuts[k + 1]) for k in range(processes)]
-        self.pool = mp.get_context("spawn").Pool(processes)
-        self.pool.map(_decode_range, self.jobs)  # warm-up: imports, page cache
-
-    def rate(self) -> float:
-        t0 = time.perf_counter()
-        done = sum(self.pool.map(_decode_range, self.jobs))
-        return done / (time.perf_counter() - t0)
-
-    def close(self) -> None:
-        self.pool.close()
-        self.pool.join()
-
-
 def peer_rate(venv: str, script: str, args: list[str]) -> float:
     return float(run_peer(venv, script, [*args, "--repeats", "1"])["median"])
 
@@ -175,6 +141,8 @@ def report(rates: dict, starts: dict, args, meta: dict, loads: list, skipped: di
         ("FFCV 1.0.2 (2 workers = threads), uint8", "ffcv", note.get("ffcv", "target > 1×")),
         ("cv2.imdecode full decode only, 2 processes", "decode 2p",
          "target ≥ 0.90× (decode alone: no crop, resize or batching)"),
+        ("simplejpeg.decode_jpeg RGB full decode only, 2 processes", "simplejpeg 2p",
+         "target ≥ 1.0× (libjpeg-turbo's defaults, the same records)"),
     ]  # fmt: skip
     lines = [
         f"`python bench/loader_speed.py` — {shown(args.packed)} ({args.count:,} images, JPEG "
@@ -224,6 +192,7 @@ def run_corpus(args) -> tuple[str, dict]:
     a2 = _augpipe_loader(args.packed, 2, args.batch, args.size)
     a1 = _augpipe_loader(args.packed, 1, args.batch, args.size)
     decode = DecodeOnly(args.packed, 2)
+    sj = DecodeOnly(args.packed, 2, "simplejpeg")
     inproc = InProcess(args.packed, args.batch, args.size)
     for lo in (a2, a1):
         epoch_rate(lo)  # warm-up epoch
@@ -233,6 +202,7 @@ def run_corpus(args) -> tuple[str, dict]:
         "augpipe 2w": lambda: epoch_rate(a2),
         "augpipe 1w": lambda: epoch_rate(a1),
         "decode 2p": decode.rate,
+        "simplejpeg 2p": sj.rate,
         "in-process": inproc.rate,
     }
     if not args.skip_peers:
@@ -264,6 +234,7 @@ def run_corpus(args) -> tuple[str, dict]:
     a2.close()
     a1.close()
     decode.close()
+    sj.close()
 
     text = report(rates, starts, args, meta, loads, skipped)
     # bench/loader_epochs.py: worker start-up per start method, and the epoch boundary

@@ -152,24 +152,78 @@ def test_fast_decode_stays_within_the_psnr_bound_for_every_pipeline(ops):
         np.testing.assert_array_equal(c[::-1], a)
 
 
-def test_pack_restart_rows_is_recorded_and_written(tmp_path):
+def _pack_src(tmp_path):
+    src = tmp_path / "src" / "a"
+    src.mkdir(parents=True)
+    for i, (h, w) in enumerate([(70, 90), (64, 33), (131, 97)]):
+        cv2.imwrite(str(src / f"{i}.png"), photo(h, w, seed=i))
+    return tmp_path / "src"
+
+
+def test_pack_restart_rows_by_default_recorded_and_written(tmp_path):
     from augpipe.format.dataset import ShardDataset
     from augpipe.format.pack import pack
 
-    src = tmp_path / "src" / "a"
-    src.mkdir(parents=True)
-    for i, (h, w) in enumerate([(70, 90), (64, 33)]):
-        cv2.imwrite(str(src / f"{i}.png"), photo(h, w, seed=i))
-    pack(tmp_path / "src", tmp_path / "rst", restart_rows=True, progress=False)
-    pack(tmp_path / "src", tmp_path / "plain", progress=False)
-    for name, on in (("rst", True), ("plain", False)):
+    src = _pack_src(tmp_path)
+    pack(src, tmp_path / "rst", progress=False)  # the default
+    pack(src, tmp_path / "plain", restart_rows=False, progress=False)
+    pack(src, tmp_path / "raw", format="raw", progress=False)
+    for name, on in (("rst", True), ("plain", False), ("raw", False)):
         manifest = json.loads((tmp_path / name / "manifest.json").read_text())
         assert manifest["options"]["restart_rows"] is on
     rst, plain = ShardDataset(tmp_path / "rst"), ShardDataset(tmp_path / "plain")
-    for i in range(2):
+    for i in range(len(rst)):
         h, w = (int(v) for v in rst.sizes[i])
         buf = bytes(rst.raw(i))
         assert _markers(buf) == (-(-w // 16), -(-h // 16) - 1)
         assert b"\xff\xdd" not in bytes(plain.raw(i))
         # the markers change the bit stream, not the coefficients: the same pixels
         np.testing.assert_array_equal(decode.load(rst, i)[0], decode.load(plain, i)[0])
+
+
+def test_pack_cli_restart_rows_flags(tmp_path, capsys):
+    from augpipe.cli.main import main
+
+    src = _pack_src(tmp_path)
+    runs = {"default": [], "on": ["--restart-rows"], "off": ["--no-restart-rows"]}
+    for name, flags in runs.items():
+        assert main(["pack", str(src), str(tmp_path / name), "--no-progress", *flags]) == 0
+    capsys.readouterr()
+    got = {name: json.loads((tmp_path / name / "manifest.json").read_text())["options"]
+           ["restart_rows"] for name in runs}  # fmt: skip
+    assert got == {"default": True, "on": True, "off": False}
+    same = [(tmp_path / n / "manifest.json").read_bytes() for n in ("default", "on")]
+    assert same[0] == same[1]
+
+
+@pytest.mark.parametrize("region", [True, False])
+def test_datasets_without_restart_markers_or_key_give_the_same_batches(tmp_path, monkeypatch,
+                                                                       region):  # fmt: skip
+    """A dataset packed before restart rows were the default (plain JPEGs, no ``restart_rows``
+    in its manifest) still reads, and every pipeline kind gives bit for bit the batches of the
+    same images packed with the markers, through the region and the whole-image paths."""
+    from augpipe.format.dataset import ShardDataset
+    from augpipe.format.pack import pack
+
+    src = _pack_src(tmp_path)
+    pack(src, tmp_path / "rst", progress=False)
+    pack(src, tmp_path / "old", restart_rows=False, progress=False)
+    mpath = tmp_path / "old" / "manifest.json"
+    manifest = json.loads(mpath.read_text())
+    del manifest["options"]["restart_rows"]
+    mpath.write_text(json.dumps(manifest))
+    monkeypatch.setattr(decode, "REGION_DECODE", region)
+    rst, old = ShardDataset(tmp_path / "rst"), ShardDataset(tmp_path / "old")
+    idx = np.arange(len(rst))
+    for ops in (
+        [T.RandomResizedCrop(48), T.HorizontalFlip()],
+        [T.RandomResizedCrop(24, scale=(0.02, 0.1))],
+        [T.RandomResizedCrop(40), T.Affine(rotate=20), T.ColorJitter(0.3, 0.3, 0.3)],
+    ):
+        pipe = T.Compose(ops)
+        a = np.empty((len(idx), *pipe.output_shape), np.uint8)
+        b = np.empty_like(a)
+        for seed in range(3):
+            pipe.run_batch(rst, idx, seed, 0, a)
+            pipe.run_batch(old, idx, seed, 0, b)
+            np.testing.assert_array_equal(a, b)

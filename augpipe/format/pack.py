@@ -119,7 +119,7 @@ def pack(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     overwrite: bool = False,
     keep_jpeg: bool = False,
-    restart_rows: bool = False,
+    restart_rows: bool = True,
     shuffle_seed: int | None = None,
     part=None,
     progress: bool = True,
@@ -134,8 +134,9 @@ def pack(
     Bad inputs are skipped and listed in ``out/skipped.tsv``; with ``strict=True`` the first one
     raises ``InputImageError`` naming the file and nothing is written. ``keep_jpeg=True``
     stores source JPEGs that need no change as they are (see ``imageio.load_for_pack``).
-    ``restart_rows=True`` writes a restart marker after every MCU row of the JPEGs it encodes
-    (+0.2% bytes), so that region decodes skip the entropy decoding above a crop.
+    ``restart_rows`` (default True) writes a restart marker after every MCU row of the JPEGs
+    it encodes (+0.2% bytes, the same pixels), so that region decodes skip the entropy decoding
+    above a crop; ``False`` writes plain JPEGs.
     ``shuffle_seed``: pack the inputs in a seeded random order instead of sorted order.
     ``part="i/N"`` (or ``(i, N)``): write only part i (0-based) of N to ``out``, a part
     directory for ``augpipe.format.merge.merge``. ``coco`` (instances JSON, images under

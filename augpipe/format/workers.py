@@ -56,9 +56,10 @@ def encode_pixels(pixels: np.ndarray, fmt: str, quality: int, restart_rows: bool
 
     bgr = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
     params = [cv2.IMWRITE_JPEG_QUALITY, quality]
-    if restart_rows:  # the restart interval counts MCUs: one MCU row of 16 x 16 (4:2:0) MCUs
+    mcus = -(-pixels.shape[1] // 16)  # the restart interval counts MCUs (16 x 16 at 4:2:0)
+    if restart_rows and mcus <= 0xFFFF:  # one interval per MCU row (a 16-bit field)
         params += [cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420,
-                   cv2.IMWRITE_JPEG_RST_INTERVAL, -(-pixels.shape[1] // 16)]  # fmt: skip
+                   cv2.IMWRITE_JPEG_RST_INTERVAL, mcus]  # fmt: skip
     ok, buf = cv2.imencode(".jpg", bgr, params)
     if not ok:
         raise BadImage(f"JPEG encoding failed for a {pixels.shape} image")

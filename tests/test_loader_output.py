@@ -60,6 +60,28 @@ def test_torch_default_is_contiguous_nchw_uint8():
     assert labels.dtype == torch.int64
 
 
+@pytest.mark.parametrize("shape", [(3, 7, 5, 3), (2, 4, 9, 4), (1, 3, 3, 2), (0, 4, 4, 3),
+                                   (2, 5, 6, 1), (2, 5, 6, 6)])  # fmt: skip
+def test_cpu_planar_reorder_equals_torch_and_owns_its_memory(shape):
+    from augpipe.loader.device import convert
+
+    x = torch.from_numpy(np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8))
+    y = convert(x, torch.uint8, None, None, channels_last=False)
+    assert y.is_contiguous() and y.shape == (shape[0], shape[3], shape[1], shape[2])
+    assert torch.equal(y, x.permute(0, 3, 1, 2))
+    if x.numel() and shape[3] > 1:  # one channel: already NCHW, a view (the loader holds it)
+        assert y.untyped_storage().data_ptr() != x.untyped_storage().data_ptr()
+        x.zero_()  # the batch may be kept: the next slot's pixels never reach it
+        assert torch.equal(
+            y,
+            torch.from_numpy(
+                np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)
+            ).permute(0, 3, 1, 2),
+        )
+    z = convert(x[:, :, ::2], torch.uint8, None, None, channels_last=False)  # not contiguous
+    assert z.is_contiguous() and torch.equal(z, x[:, :, ::2].permute(0, 3, 1, 2))
+
+
 @pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), ("float16", 2e-3),
                                        (torch.bfloat16, 1e-2)])  # fmt: skip
 @pytest.mark.parametrize("channels_last", [False, True])
@@ -147,3 +169,66 @@ def test_bad_output_options():
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="CUDA"):
             _first(device="cuda")
+
+
+def _nhwc(x) -> np.ndarray:
+    return x if isinstance(x, np.ndarray) else x.float().permute(0, 2, 3, 1).numpy()
+
+
+@pytest.mark.parametrize("kw", [{}, {"dtype": "float32"}, {"normalize": "dataset"},
+                                {"dtype": "float16", "channels_last": True},
+                                {"channels_last": True, "copy": True},
+                                {"output": "numpy", "copy": True},
+                                {"output": "numpy", "normalize": "dataset"},
+                                {"output": "numpy", "dtype": "float16"}])  # fmt: skip
+@pytest.mark.parametrize("workers", [0, 2])
+def test_batches_in_recycled_memory_kept_or_dropped(kw, workers):
+    """The main process builds NCHW / float / copied batches in recycled host memory: a batch
+    the consumer keeps is never overwritten (more kept than the recycler holds, too), and so
+    are the batches it drops while it iterates."""
+    ref = {}
+    with Loader(FakeDataset(40), 4, FakePipeline(), shuffle=False, output="numpy", copy=True,
+                workers=0) as lo:  # fmt: skip
+        for b, (x, _) in enumerate(lo):
+            ref[b] = x
+    kept = []
+    with Loader(FakeDataset(40), 4, FakePipeline(), shuffle=False, workers=workers, **kw) as lo:
+        for x, _ in lo:
+            kept.append(x)
+        lo.set_epoch(0)
+        for b, (x, _) in enumerate(lo):  # dropped ones: the memory goes round
+            np.testing.assert_array_equal(_nhwc(x), _nhwc(kept[b]))
+    for b, x in enumerate(kept):
+        got = _nhwc(x).astype(np.float32)
+        if x.dtype in (np.uint8, torch.uint8):
+            np.testing.assert_array_equal(got, ref[b])
+        elif "normalize" in kw:
+            np.testing.assert_allclose(got, _reference(ref[b]), rtol=1e-5, atol=1e-5)
+        else:
+            np.testing.assert_allclose(got, ref[b] / 255.0, atol=2e-3)
+
+
+def test_batch_buffers_reuse_only_what_no_one_references():
+    from augpipe.loader.buffers import BatchBuffers
+
+    bufs = BatchBuffers(keep=2)
+    shape = (40, 1 << 20)  # 40 MiB: a new allocation is fresh zeroed pages, never old bytes
+
+    def filled(v):
+        a = bufs.empty(shape, np.uint8)
+        a[:] = v
+        return a
+
+    a = filled(7)
+    view = a[3:, 5:]  # views, tensors over them and their NumPy arrays hold the block
+    t = torch.from_numpy(a)[1:]
+    n = t.numpy()
+    del a
+    assert not filled(0).any()  # ... so another block was handed out (and came back)
+    del view, t
+    assert not filled(0).any()
+    del n  # the last reference: its block comes back, with its old bytes
+    assert (bufs.empty(shape, np.uint8) == 7).all()
+    held = [filled(1), filled(2), filled(3)]  # more than keep: plain allocations, all distinct
+    assert len({h.ctypes.data for h in held}) == 3 and [int(h[0, 0]) for h in held] == [1, 2, 3]
+    assert bufs.empty((2, 3), np.float32).dtype == np.float32

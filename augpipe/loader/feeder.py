@@ -48,7 +48,7 @@ class ShardFeeder:
         limit = self.cache.limit
         if limit is not None:
             peak = schedule.peak_bytes(window)
-            if peak <= limit and more:
+            if more:  # also when already over: the limit suggested must hold every epoch
                 peak = max([peak] + [NodeSchedule(p, self.shard_of, self.bytes).peak_bytes(window)
                                      for p in more])  # fmt: skip
             if peak > limit:

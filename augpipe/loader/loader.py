@@ -30,6 +30,7 @@ from augpipe.errors import ConfigError, bad_param
 from augpipe.loader import options as opt
 from augpipe.loader import remote_hooks as rh
 from augpipe.loader import stages
+from augpipe.loader.buffers import BatchBuffers
 from augpipe.loader.handover import describe as describe_object
 from augpipe.loader.order import (
     ORDERS,
@@ -156,6 +157,7 @@ class Loader:
         # a TorchConverter, or None for NumPy output (never a bound method: that would make
         # a reference cycle and delay the workers' shutdown until the cyclic GC runs)
         self._torch = stages.make_converter(self)
+        self._host_bufs = BatchBuffers()  # NumPy outputs the main process builds (copies, casts)
         self.epoch = 0
         self._batch = 0  # batches of self.epoch already yielded
         self._pool: WorkerPool | None = None

@@ -117,15 +117,25 @@ def _host_ops(ops, built, images, labels, seed, epoch, key, indices):
 
 
 def _numpy_convert(loader, images: np.ndarray, labels: np.ndarray):
-    if loader._dtype == "uint8":
-        if loader.copy:
-            return (images.copy(), labels), False
+    if loader._dtype == "uint8" and not loader.copy:
         return (images, labels), True
-    x = images.astype(np.float32)
+    # into recycled memory (augpipe.loader.buffers): no new pages to fault in per batch
+    bufs = loader._host_bufs
+    x = bufs.empty(images.shape, np.uint8 if loader._dtype == "uint8" else np.float32)
+    np.copyto(x, images)
+    if loader._dtype == "uint8":
+        return (x, labels), False
     if loader._mean_std is not None:
         mean, std = loader._mean_std
-        x -= mean
-        x *= 1.0 / std
+        # one row of pixels at a time (NumPy's inner loop over C values alone is slow)
+        rows = x.reshape(-1, x.shape[-2] * x.shape[-1]) if x.ndim >= 2 else x
+        reps = rows.shape[-1] // max(1, np.size(mean))
+        rows -= np.tile(np.asarray(mean, np.float64), reps)
+        rows *= np.tile(1.0 / np.asarray(std, np.float64), reps)
     else:
         x *= 1.0 / 255.0
-    return (x.astype(loader._dtype, copy=False), labels), False
+    if loader._dtype == "float32":
+        return (x, labels), False
+    y = bufs.empty(x.shape, loader._dtype)
+    np.copyto(y, x, casting="unsafe")  # what astype does
+    return (y, labels), False

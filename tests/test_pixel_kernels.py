@@ -174,3 +174,76 @@ def test_equalize_through_the_program_equals_its_table():
         out = img.copy()
         tile.run_program(out, np.array([P.EQUALIZE], np.int8), np.zeros((1, 4), np.float32))
         assert np.array_equal(out, np.stack([lut[c][img[..., c]] for c in range(3)], -1))
+
+
+def test_grey_in_float32_is_exact_for_every_colour():
+    # _blend_grey computes PIL's fixed-point L in float32: exact for all 2^24 colours
+    v = np.arange(256, dtype=np.int64)
+    r, g = np.meshgrid(v, v, indexing="ij")
+    k = [np.float32(c) for c in (19595, 38470, 7471, 0x8000)]
+    for b in range(256):
+        exact = (r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16
+        f = r.astype(np.float32) * k[0] + g.astype(np.float32) * k[1] + np.float32(b) * k[2]
+        assert np.array_equal(np.floor((f + k[3]) * np.float32(1 / 65536)), exact)
+
+
+@pytest.mark.parametrize("f", [0.0, 0.4, 1.7])
+def test_color_equals_the_fixed_point_grey_blend(f):
+    for img in _tiles(8):
+        x = img.reshape(-1, 3).astype(np.int64)
+        L = ((x[:, 0] * 19595 + x[:, 1] * 38470 + x[:, 2] * 7471 + 0x8000) >> 16).astype(np.float32)
+        v = L[:, None] + np.float32(f) * (img.reshape(-1, 3).astype(np.float32) - L[:, None])
+        out = img.copy()
+        tile.run_program(out, np.array([P.COLOR], np.int8), np.array([[f, 0, 0, 0]], np.float32))
+        assert np.array_equal(out.reshape(-1, 3), np.clip(v, 0, 255).astype(np.uint8))
+
+
+def _erase_ref(img, box, mode, colour, std, key):
+    """The replaced per-pixel loop: colour (rounded) or colour + std N(hash) per pixel."""
+    out = img.copy()
+    y0, x0, h, w = (int(v) for v in box)
+    if mode == 0 or h <= 0 or w <= 0:
+        return out
+    if mode != 3:
+        out[y0 : y0 + h, x0 : x0 + w] = np.clip(colour + np.float32(0.5), 0, 255).astype(np.uint8)
+        return out
+    yy, xx = np.mgrid[y0 : y0 + h, x0 : x0 + w]
+    z = np.uint64(key) ^ ((yy * img.shape[1] + xx) * 2 + 1).astype(np.uint64)
+    with np.errstate(over="ignore"):
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    for c in range(3):
+        g = tile._NORMAL[(z >> np.uint64(12 * c)) & np.uint64(4095)]
+        v = colour[c] + std[c] * g + np.float32(0.5)
+        out[y0 : y0 + h, x0 : x0 + w, c] = np.clip(v, 0, 255).astype(np.uint8)
+    return out
+
+
+def test_erase_equals_the_per_pixel_loop():
+    rng = np.random.default_rng(9)
+    colour = np.array([124.3, 116.0, 300.0], np.float32)  # the last channel clamps
+    std = np.array([58.4, 57.1, 57.4], np.float32)
+    for _ in range(60):
+        H, W = rng.integers(1, 40, 2)
+        img = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+        h, w = rng.integers(0, H + 1), rng.integers(0, W + 1)
+        box = np.array([rng.integers(0, H - h + 1), rng.integers(0, W - w + 1), h, w], np.int32)
+        key = np.uint64(rng.integers(0, 2**63))
+        for mode in (0, 1, 2, 3):
+            out = img.copy()
+            tile.erase(out, box, np.int8(mode), colour, std, key)
+            assert np.array_equal(out, _erase_ref(img, box, mode, colour, std, key)), mode
+
+
+def test_erase_boxes_do_not_depend_on_the_batch():
+    # the attempts stop once every sample of the batch has its box: a sample's box is the one
+    # it gets alone (which may take all ten attempts)
+    op = T.RandomErasing(1.0, scale=(0.3, 0.9), ratio=(0.2, 5.0), mode="rand")
+    idx = np.arange(200)
+    batch = op.erase_box(idx, 3, 1, 0, (24, 20))
+    assert 0 < batch["emode"].astype(bool).sum() < len(idx)  # some samples find no box
+    for i in idx:
+        one = op.erase_box(idx[i : i + 1], 3, 1, 0, (24, 20))
+        for k, v in one.items():
+            assert np.array_equal(v[0], batch[k][i]), (i, k)

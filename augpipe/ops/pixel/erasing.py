@@ -69,6 +69,8 @@ class RandomErasing(Op):
         box = np.zeros((n, 4), np.int32)
         found = np.zeros(n, dtype=bool)
         for a in range(_ATTEMPTS):
+            if found.all():  # later attempts only change samples without a box yet
+                break
             u = rng.uniform(seed, epoch, indices, rng.stream_id(pos, 1 + 4 * a), lo, hi)
             ar = np.exp(rng.uniform(seed, epoch, indices, rng.stream_id(pos, 2 + 4 * a), *lr))
             area = u * H * W

@@ -43,11 +43,17 @@ def _blend_const(flat, d, f):
 
 @njit(**_K)
 def _blend_grey(flat, f):
+    """Blend with L (``_grey``), L computed in float32: every product and partial sum of its
+    fixed-point formula is an integer below 2^24, so exact, and the loop vectorises."""
     f = np.float32(f)
+    k0, k1, k2 = np.float32(19595), np.float32(38470), np.float32(7471)
+    rnd, shift = np.float32(0x8000), np.float32(1.0 / 65536)
     for i in range(flat.shape[0] // 3):
-        g = _grey(np.int64(flat[3 * i]), np.int64(flat[3 * i + 1]), np.int64(flat[3 * i + 2]))
-        for c in range(3):
-            flat[3 * i + c] = blend_u8(g, flat[3 * i + c], f)
+        r, g, b = flat[3 * i], flat[3 * i + 1], flat[3 * i + 2]
+        L = np.floor((np.float32(r) * k0 + np.float32(g) * k1 + np.float32(b) * k2 + rnd) * shift)
+        flat[3 * i] = blend_u8(L, r, f)
+        flat[3 * i + 1] = blend_u8(L, g, f)
+        flat[3 * i + 2] = blend_u8(L, b, f)
 
 
 @njit(**_K)
@@ -212,24 +218,34 @@ _NORMAL = np.array([NormalDist().inv_cdf((i + 0.5) / 4096) for i in range(4096)]
 @njit(**_K)
 def erase(tile, box, mode, colour, std, key):
     """RandomErasing's box (y0, x0, h, w): mode 1 writes ``colour``; mode 2 ``colour`` too (drawn
-    per sample by the op); mode 3 per-pixel noise colour + std * N(0, 1) from ``key``."""
+    per sample by the op); mode 3 per-pixel noise colour + std * N(0, 1) from ``key``. Row by
+    row: the colour as three precomputed bytes, or the row's hashes in one loop, then the
+    table lookups."""
     y0, x0, h, w = box[0], box[1], box[2], box[3]
     if mode == 0 or h <= 0 or w <= 0:
         return
     W = tile.shape[1]
-    half = np.float32(0.5)
+    rows = tile.reshape(tile.shape[0], 3 * W)
+    half, lo, hi = np.float32(0.5), np.float32(0.0), np.float32(255.0)
+    p0 = np.uint8(min(max(colour[0] + half, lo), hi))
+    p1 = np.uint8(min(max(colour[1] + half, lo), hi))
+    p2 = np.uint8(min(max(colour[2] + half, lo), hi))
+    z = np.empty(w, np.uint64)
     for y in range(y0, y0 + h):
-        for x in range(x0, x0 + w):
-            if mode == 3:
-                z = _hash(key ^ np.uint64((y * W + x) * 2 + 1))
-                for c in range(3):
-                    g = _NORMAL[(z >> np.uint64(12 * c)) & np.uint64(4095)]
-                    v = colour[c] + std[c] * g + half
-                    tile[y, x, c] = np.uint8(min(max(v, np.float32(0.0)), np.float32(255.0)))
-            else:
-                for c in range(3):
-                    v = colour[c] + half
-                    tile[y, x, c] = np.uint8(min(max(v, np.float32(0.0)), np.float32(255.0)))
+        r = rows[y, 3 * x0 : 3 * (x0 + w)]
+        if mode != 3:
+            for x in range(w):
+                r[3 * x] = p0
+                r[3 * x + 1] = p1
+                r[3 * x + 2] = p2
+            continue
+        base = np.uint64(y * W + x0)
+        for x in range(w):  # pixel (y, x0 + x) hashes key ^ ((y W + x0 + x) 2 + 1)
+            z[x] = _hash(key ^ ((base + np.uint64(x)) * np.uint64(2) + np.uint64(1)))
+        for x in range(w):
+            for c in range(3):
+                g = _NORMAL[(z[x] >> np.uint64(12 * c)) & np.uint64(4095)]
+                r[3 * x + c] = np.uint8(min(max(colour[c] + std[c] * g + half, lo), hi))
 
 
 @njit(**_K)

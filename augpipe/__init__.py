@@ -26,6 +26,7 @@ _EXPORTS = {
     "CenterCrop": "augpipe.transforms",
     "HorizontalFlip": "augpipe.transforms",
     "Affine": "augpipe.transforms",
+    "RandomPerspective": "augpipe.transforms",
     "LensDistortion": "augpipe.transforms",
     "ColorJitter": "augpipe.transforms",
     "PCALighting": "augpipe.transforms",

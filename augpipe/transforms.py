@@ -33,6 +33,7 @@ from augpipe.ops.fused import fields, render_item, source_boxes
 from augpipe.ops.lens import LensDistortion
 from augpipe.ops.params import min_scales, sample_params
 from augpipe.ops.pca_lighting import PCALighting
+from augpipe.ops.perspective import RandomPerspective
 from augpipe.ops.pixel.enhance import GaussianBlur, Grayscale, Sharpness
 from augpipe.ops.pixel.erasing import RandomErasing
 from augpipe.ops.pixel.lut import AutoContrast, Equalize, Invert, Posterize, Solarize, SolarizeAdd
@@ -52,6 +53,7 @@ __all__ = [
     "CenterCrop",
     "HorizontalFlip",
     "Affine",
+    "RandomPerspective",
     "LensDistortion",
     "ColorJitter",
     "PCALighting",
@@ -114,6 +116,7 @@ OPS = (
     Letterbox,
     RandomScale,
     HSVJitter,
+    RandomPerspective,
 )  # Mosaic and RandomIoUCrop (they need the targets) run only in augpipe.targets.batch
 
 
@@ -177,8 +180,18 @@ class Compose:
         self.ops = list(ops)
         self.fast_decode = bool(fast_decode)
         self._size_op = next((op for op in ops if op.kind == "size"), None)
-        # default fill: the sizing op's own (Letterbox, Mosaic: 114), else 0
-        self.fill = int(fill if fill is not None else getattr(self._size_op, "fill", 0))
+        # default fill: the sizing op's own (Letterbox, Mosaic: 114), else RandomPerspective's
+        # own when given, else 0
+        if fill is None:
+            fill = getattr(self._size_op, "fill", None)
+            own = [op.fill for op in ops
+                   if isinstance(op, RandomPerspective) and op.fill is not None]  # fmt: skip
+            if own and fill is not None and any(f != fill for f in own):
+                raise bad_param("RandomPerspective.fill",
+                                f"the sizing op's fill ({fill}): a pipeline has one fill",
+                                own[0], "set Compose(fill=...)")  # fmt: skip
+            fill = own[0] if own and fill is None else fill
+        self.fill = int(fill if fill is not None else 0)
 
     def __repr__(self) -> str:
         return "Compose([" + ", ".join(map(repr, self.ops)) + "])"
@@ -295,7 +308,7 @@ class Compose:
         sizes = np.asarray(dataset.sizes)[indices]
         recs = self.sample_params(sizes, indices, seed, epoch)
         f = fields(recs)
-        scales = min_scales(recs)
+        scales = min_scales(recs, self.output_shape[-3:-1])
         # decode only each sample's source bounding box (JPEG records, region decode built)
         boxes = source_boxes(f, self.output_shape[-3:-1])
         for j, i in enumerate(indices):

@@ -12,9 +12,9 @@ mask rows add a semantic mask (the boxes painted with their class). augpipe pack
 (``--keep-jpeg``) with the boxes as COCO JSON and times ``TargetPipeline.run_batch`` (JPEG
 decode from the shard + the fused warp + targets) in this process on one core; the peer
 (``peers/tv``) decodes the same JPEG files with cv2 and runs Albumentations, one core. Not
-measured by augpipe alone: Mosaic(640) + RandomScale + Affine + flip + HSV (in place of
-ultralytics' RandomPerspective, which augpipe does not offer yet), against the single-image
-pipeline's cost. Results go to bench/RESULTS.md ("Detection
+measured by augpipe alone: Mosaic(640) + ultralytics' RandomPerspective (RandomScale +
+Affine with its perspective term, 0.0005) + flip + HSV, against the single-image pipeline's
+cost. Results go to bench/RESULTS.md ("Detection
 speed") unless --no-write; --quick runs a few images once to check that everything works.
 """
 
@@ -147,8 +147,8 @@ def main(argv=None) -> int:
                                                       a.repeats)  # fmt: skip
         loads.append(os.getloadavg()[0])
         mosaic = Compose([Mosaic(S), RandomScale((0.5, 1.5)),
-                          Affine(rotate=10, translate=0.1, shear=5), HorizontalFlip(),
-                          HSVJitter()])  # fmt: skip
+                          Affine(rotate=10, translate=0.1, shear=5, perspective=0.0005),
+                          HorizontalFlip(), HSVJitter()])  # fmt: skip
         rows["augpipe, Mosaic + boxes"] = augpipe_rate(ShardDataset(work / "boxes.packed"),
                                                        mosaic, a.repeats)  # fmt: skip
         loads.append(os.getloadavg()[0])

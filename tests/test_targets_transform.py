@@ -8,6 +8,7 @@ import pytest
 from augpipe import Affine, CenterCrop, Compose, HorizontalFlip, LensDistortion, RandomResizedCrop
 from augpipe.errors import ConfigError
 from augpipe.ops.fused import _map_point
+from augpipe.ops.perspective import RandomPerspective
 from augpipe.targets.core import Targets, rle_encode
 from augpipe.targets.forward import forward
 from augpipe.targets.masks import fill_polygon, mask_box, warp_nearest
@@ -23,6 +24,9 @@ PIPES = [
              LensDistortion(k=(-0.15, 0.25), p=1.0)]),
     Compose([RandomResizedCrop(OUT, scale=(0.5, 1.0)), LensDistortion(k=(-0.2, 0.3)),
              Affine(rotate=15, translate=0.1), HorizontalFlip()]),
+    # perspective with rotation and flips (with the lens: tests/test_perspective.py)
+    Compose([RandomResizedCrop(OUT, scale=(0.5, 1.0)), RandomPerspective(0.5, p=1.0),
+             Affine(rotate=15), HorizontalFlip()]),
 ]  # fmt: skip
 
 
@@ -56,7 +60,7 @@ def test_forward_inverts_the_kernels_map():
             X = rng.uniform(-W / 2, W / 2, 40)
             Y = rng.uniform(-H / 2, H / 2, 40)
             inv_r2 = 1.0 / ((W / 2) ** 2 + (H / 2) ** 2)
-            src = np.array([_map_point(rec["A1"], float(rec["k"]), rec["A2"][0], x, y, inv_r2)
+            src = np.array([_map_point(rec["A1"], float(rec["k"]), rec["A2"][0], x, y, inv_r2)[:2]
                             for x, y in zip(X, Y)])  # fmt: skip
             back = forward(rec, src, OUT)
             np.testing.assert_allclose(back, np.stack([X + W / 2, Y + H / 2], 1), atol=1e-6)

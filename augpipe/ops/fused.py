@@ -34,7 +34,7 @@ PROGRAM_FIELDS = ("prog", "parg", "geo", "clip", "pfill", "ebox", "emode", "ecol
 # Numba's cache key of _render: the sources of the kernels it calls (see the module docstring)
 _KERNEL_SOURCES = ("kernels.py", "simd.py", "pixel/tile.py", "pixel/program.py",
                    "pixel/tables.py", "pixel/filters.py")  # fmt: skip
-_KERNELS_DIGEST = "b3c50cd9f77a1e0d"
+_KERNELS_DIGEST = "07867dc4eb24a504"
 _GRID = 17  # the map's bounding box is taken over a 17 x 17 grid of output points
 
 
@@ -81,36 +81,84 @@ def _render_axis(src, bgr, A, cmat, coff, cmean, color, out):
 
 
 @njit(nogil=True, cache=True, fastmath=True, error_model="numpy")
+def _affine(M):
+    return M[2, 0] == 0.0 and M[2, 1] == 0.0 and M[2, 2] == 1.0
+
+
+@njit(nogil=True, cache=True, fastmath=True, error_model="numpy")
 def _map_point(A1, k, A2, X, Y, inv_r2):
+    """Centred output point -> source edge coordinate (x, y, ok): A1, lens, A2, each 3x3 with
+    the homogeneous division; ok is False behind the horizon (w <= 0 in a stage), where the
+    kernel samples the fill and no source point exists."""
     u = A1[0, 0] * X + A1[0, 1] * Y + A1[0, 2]
     v = A1[1, 0] * X + A1[1, 1] * Y + A1[1, 2]
+    w = A1[2, 0] * X + A1[2, 1] * Y + A1[2, 2]
+    ok = w > 0.0
+    if w != 1.0 and ok:
+        u /= w
+        v /= w
     if k != 0.0:
         s = 1.0 + k * (u * u + v * v) * inv_r2
         u *= s
         v *= s
-    return A2[0, 0] * u + A2[0, 1] * v + A2[0, 2], A2[1, 0] * u + A2[1, 1] * v + A2[1, 2]
+    x = A2[0, 0] * u + A2[0, 1] * v + A2[0, 2]
+    y = A2[1, 0] * u + A2[1, 1] * v + A2[1, 2]
+    w = A2[2, 0] * u + A2[2, 1] * v + A2[2, 2]
+    ok = ok and w > 0.0
+    if w != 1.0 and ok:
+        x /= w
+        y /= w
+    return x, y, ok
+
+
+@njit(nogil=True, cache=True, fastmath=True, error_model="numpy")
+def _grid_map(A1, k, A2, W, H, g, steps):
+    """Over a g x g grid of output points (border included): the bounding box of the map
+    (lo_x, hi_x, lo_y, hi_y; infinite when a point lies behind the horizon, so the whole source
+    is taken), and, with ``steps``, the local source pixels per output pixel from one-pixel
+    differences: the smallest column norm and the largest row sum or column norm (for maps
+    whose Jacobian varies: perspective)."""
+    inv_r2 = 1.0 / ((W / 2) ** 2 + (H / 2) ** 2)
+    lo_x = lo_y = np.inf
+    hi_x = hi_y = -np.inf
+    smin, smax = np.inf, 0.0
+    bad = False
+    for i in range(g):
+        for j in range(g):
+            X, Y = W * (j / (g - 1) - 0.5), H * (i / (g - 1) - 0.5)
+            px, py, ok = _map_point(A1, k, A2, X, Y, inv_r2)
+            bad = bad or not ok
+            lo_x, hi_x = min(lo_x, px), max(hi_x, px)
+            lo_y, hi_y = min(lo_y, py), max(hi_y, py)
+            if steps and ok:
+                ax, ay, ok_x = _map_point(A1, k, A2, X + 1.0, Y, inv_r2)
+                bx, by, ok_y = _map_point(A1, k, A2, X, Y + 1.0, inv_r2)
+                if ok_x and ok_y:
+                    cx0, cx1, cy0, cy1 = ax - px, ay - py, bx - px, by - py
+                    smin = min(smin, math.hypot(cx0, cx1), math.hypot(cy0, cy1))
+                    smax = max(smax, abs(cx0) + abs(cy0), abs(cx1) + abs(cy1),
+                               math.hypot(cx0, cx1), math.hypot(cy0, cy1))  # fmt: skip
+    if bad:
+        lo_x = lo_y = -np.inf
+        hi_x = hi_y = np.inf
+    return lo_x, hi_x, lo_y, hi_y, min(smin, 1e9), min(smax, 1e9)
 
 
 @njit(nogil=True, cache=True, fastmath=True, error_model="numpy")
 def _render_warp(src, bgr, A1, k, A2, fill, cmat, coff, cmean, color, out):
     h, w = src.shape[0], src.shape[1]
     H, W = out.shape[0], out.shape[1]
-    s = min(math.hypot(A2[0, 0] * A1[0, 0] + A2[0, 1] * A1[1, 0],
-                       A2[1, 0] * A1[0, 0] + A2[1, 1] * A1[1, 0]),
-            math.hypot(A2[0, 0] * A1[0, 1] + A2[0, 1] * A1[1, 1],
-                       A2[1, 0] * A1[0, 1] + A2[1, 1] * A1[1, 1]))  # fmt: skip
-    if k < 0:
-        s *= 1.0 + 3.0 * k  # the radial step r (1 + k r^2) shrinks to 1 + 3k at the corners
+    proj = not (_affine(A1) and _affine(A2))
+    # bounding box of the map over a grid of output points, border included
+    lo_x, hi_x, lo_y, hi_y, s, _ = _grid_map(A1, k, A2, W, H, _GRID, proj)
+    if not proj:
+        s = min(math.hypot(A2[0, 0] * A1[0, 0] + A2[0, 1] * A1[1, 0],
+                           A2[1, 0] * A1[0, 0] + A2[1, 1] * A1[1, 0]),
+                math.hypot(A2[0, 0] * A1[0, 1] + A2[0, 1] * A1[1, 1],
+                           A2[1, 0] * A1[0, 1] + A2[1, 1] * A1[1, 1]))  # fmt: skip
+        if k < 0:
+            s *= 1.0 + 3.0 * k  # the radial step r (1 + k r^2) shrinks to 1 + 3k at the corners
     f = int(s) if s > 2.0 else 1
-    inv_r2 = 1.0 / ((W / 2) ** 2 + (H / 2) ** 2)
-    lo_x = lo_y = np.inf
-    hi_x = hi_y = -np.inf
-    for i in range(_GRID):  # bounding box of the map over a grid of output points, border included
-        for j in range(_GRID):
-            px, py = _map_point(A1, k, A2, W * (j / (_GRID - 1) - 0.5), H * (i / (_GRID - 1) - 0.5),
-                                inv_r2)  # fmt: skip
-            lo_x, hi_x = min(lo_x, px), max(hi_x, px)
-            lo_y, hi_y = min(lo_y, py), max(hi_y, py)
     pad = 2 * f + 1
     lo_x, hi_x = max(min(lo_x, 1e9), -1e9), max(min(hi_x, 1e9), -1e9)
     lo_y, hi_y = max(min(lo_y, 1e9), -1e9), max(min(hi_y, 1e9), -1e9)
@@ -121,11 +169,9 @@ def _render_warp(src, bgr, A1, k, A2, fill, cmat, coff, cmean, color, out):
     B = A2.copy()
     if f > 1:
         src = _reduce(src, y0, y1, x0, x1, f, f)
-        for c in range(3):
-            B[0, c] /= f
-            B[1, c] /= f
-        B[0, 2] -= x0 / f
-        B[1, 2] -= y0 / f
+        for c in range(3):  # x' = x / f - x0 / f, as rows: row / f - (x0 / f) row 2
+            B[0, c] = B[0, c] / f - x0 / f * B[2, c]
+            B[1, c] = B[1, c] / f - y0 / f * B[2, c]
         y0, y1, x0, x1 = 0, src.shape[0], 0, src.shape[1]
     off = _offset(src, bgr, y0, y1, x0, x1, coff, cmean, color)
     kernels.warp(src, bgr, y0, y1, x0, x1, A1, k, B, fill, cmat, off, color, out)
@@ -146,13 +192,12 @@ def _resample(src, bgr, A2s_j, A1, k, cmat, coff, cmean, color, fill, sy, sx, oy
     h, w = src.shape[0], src.shape[1]
     H, W = out.shape[0], out.shape[1]
     A2 = _matmul3(A2s_j, G)
-    for c in range(3):  # full-size -> decoded edge coordinates
-        A2[0, c] /= sx
-        A2[1, c] /= sy
-    A2[0, 2] -= ox  # a region decode starts at (oy, ox) (whole pixels: exact)
-    A2[1, 2] -= oy
+    for c in range(3):  # full-size -> decoded edge coordinates; a region decode starts at
+        # (oy, ox) (whole pixels: exact); as rows, so a perspective row divides them too
+        A2[0, c] = A2[0, c] / sx - ox * A2[2, c]
+        A2[1, c] = A2[1, c] / sy - oy * A2[2, c]
     A = _matmul3(A2, A1)
-    if k == 0.0 and A[0, 1] == 0.0 and A[1, 0] == 0.0:
+    if k == 0.0 and A[0, 1] == 0.0 and A[1, 0] == 0.0 and _affine(A1) and _affine(A2):
         # a policy translation (G a pure shift) keeps the axis kernel when the crop canvas
         # itself lies inside the source: what the shift moves past the canvas is clipped to
         # the fill afterwards (clip_canvas), so the kernel's clamped border never shows
@@ -207,10 +252,22 @@ def _source_boxes(A2s, A1s, ks, sizes, H, W, boxes):
         step = 0.0
         smin = np.inf
         axis = k == 0.0  # every crop takes _render_axis (decided as _render does)
-        g = _GRID if k != 0.0 else 2  # without lens the map is affine: the corners bound it
-        inv_r2 = 1.0 / ((W / 2) ** 2 + (H / 2) ** 2)
+        proj = False
         for j in range(A2s.shape[1]):
             A2 = A2s[n, j]
+            p = not (_affine(A1) and _affine(A2))
+            proj = proj or p
+            # without lens or perspective the map is affine: the corners bound it; with
+            # perspective (and no lens) too, unless a corner lies behind the horizon
+            g = _GRID if k != 0.0 or p else 2
+            # the same grid _render_warp bounds its map with
+            bx0, bx1, by0, by1, s0, s1 = _grid_map(A1, k, A2, W, H, g, p)
+            lo_x, hi_x = min(lo_x, bx0), max(hi_x, bx1)
+            lo_y, hi_y = min(lo_y, by0), max(hi_y, by1)
+            if p:  # the Jacobian varies: its extremes over the grid
+                step, smin = max(step, s1), min(smin, s0)
+                axis = False
+                continue
             A = _matmul3(A2, A1)
             # bounds the box filter's factor and the block overhang (row sums) and
             # _render_warp's f (column norms)
@@ -221,14 +278,10 @@ def _source_boxes(A2s, A1s, ks, sizes, H, W, boxes):
             axis = (axis and A[0, 1] == 0.0 and A[1, 0] == 0.0
                     and A[0, 2] - ex >= 0.0 and A[0, 2] + ex <= w
                     and A[1, 2] - ey >= 0.0 and A[1, 2] + ey <= h)  # fmt: skip
-            for i in range(g):  # the same grid _render_warp bounds its map with
-                for jj in range(g):
-                    px, py = _map_point(A1, k, A2, W * (jj / (g - 1) - 0.5),
-                                        H * (i / (g - 1) - 0.5), inv_r2)  # fmt: skip
-                    lo_x, hi_x = min(lo_x, px), max(hi_x, px)
-                    lo_y, hi_y = min(lo_y, py), max(hi_y, py)
         pad = 0.0
-        if not axis:
+        if proj:  # min_scales may pick any DCT factor for these: pad for the largest
+            pad = 2.0 * max(step, 8.0)
+        elif not axis:
             # _render_warp pads its bounding box by 2 f + 1 decoded pixels and its box-filter
             # blocks overhang by f - 1 more (f <= max(step / d, 1)); load_region adds f + 1
             # around the box, so 2 f decoded = 2 max(step, d) full-size pixels complete it

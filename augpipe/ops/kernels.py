@@ -199,6 +199,11 @@ def warp(src, bgr, y0, y1, x0, x1, A1, k, A2, fill, cmat, coff, color, out):
     after), so the per-pixel loop is branch-free: coordinates are clamped into the border, where
     bilinear blending with ``fill`` is exactly cv2.BORDER_CONSTANT. Each output row computes its
     coordinates and weights in one vectorisable loop, then gathers in a second.
+
+    A1 and A2 are full 3x3 maps: when either has a perspective row (not [0, 0, 1]) the rows
+    take ``_warp_row_h``, which divides by the homogeneous w; the choice is made once per call,
+    so affine maps run the same loop as before. A point with w <= 0 (behind the horizon) samples
+    the fill.
     """
     H, W = out.shape[0], out.shape[1]
     h = y1 - y0
@@ -243,24 +248,37 @@ def warp(src, bgr, y0, y1, x0, x1, A1, k, A2, fill, cmat, coff, color, out):
     out2 = out.reshape(H, W * 3)
     flat = out.reshape(H * W * 3)
     spill = 3 * W4 + 16 - 3 * W  # bytes the last step writes past a row (see resize_axis)
+    proj = (A1[2, 0] != 0.0 or A1[2, 1] != 0.0 or A1[2, 2] != 1.0 or A2[2, 0] != 0.0
+            or A2[2, 1] != 0.0 or A2[2, 2] != 1.0)  # fmt: skip
+    # projective rows: the numerator rows take the same shift, as row + t * (row 2)
+    hp = np.empty((3, 3), np.float32)
+    hq = np.empty((3, 3), np.float32)
+    for c in range(3):
+        hp[0, c], hp[1, c], hp[2, c] = A1[0, c], A1[1, c], A1[2, c]
+        hq[0, c] = A2[0, c] + (0.5 - x0) * A2[2, c]
+        hq[1, c] = A2[1, c] + (0.5 - y0) * A2[2, c]
+        hq[2, c] = A2[2, c]
     for oy in range(H):
         Y = np.float32(oy + 0.5 - cy)
-        bu = p01 * Y + p02
-        bv = p11 * Y + p12
-        for ox in range(W):
-            X = np.float32(ox + 0.5 - cx)
-            u = p00 * X + bu
-            v = p10 * X + bv
-            s = one + kk * (u * u + v * v) * inv_r2
-            u *= s
-            v *= s
-            sx = min(max(q00 * u + q01 * v + q02, zero), xmax)
-            sy = min(max(q10 * u + q11 * v + q12, zero), ymax)
-            ix = int(sx)
-            iy = int(sy)
-            wx[ox] = sx - ix
-            wy[ox] = sy - iy
-            idx[ox] = iy * stride + ix * 3
+        if proj:
+            _warp_row_h(hp, kk, inv_r2, hq, Y, cx, W, xmax, ymax, stride, idx, wx, wy)
+        else:
+            bu = p01 * Y + p02
+            bv = p11 * Y + p12
+            for ox in range(W):
+                X = np.float32(ox + 0.5 - cx)
+                u = p00 * X + bu
+                v = p10 * X + bv
+                s = one + kk * (u * u + v * v) * inv_r2
+                u *= s
+                v *= s
+                sx = min(max(q00 * u + q01 * v + q02, zero), xmax)
+                sy = min(max(q10 * u + q11 * v + q12, zero), ymax)
+                ix = int(sx)
+                iy = int(sy)
+                wx[ox] = sx - ix
+                wy[ox] = sy - iy
+                idx[ox] = iy * stride + ix * 3
         # four pixels per step, left to right: each step's spare lanes are overwritten next
         if not color and (H - 1 - oy) * W * 3 >= spill:
             dst = flat[oy * W * 3 :]
@@ -273,6 +291,42 @@ def warp(src, bgr, y0, y1, x0, x1, A1, k, A2, fill, cmat, coff, color, out):
             _color_row(frow, cmat, coff, out2[oy])
         else:
             _round_row(frow, out2[oy])
+
+
+@njit(**_FAST)
+def _warp_row_h(p, kk, inv_r2, q, Y, cx, W, xmax, ymax, stride, idx, wx, wy):
+    """One output row's gather offsets and weights through projective maps (``warp``): each
+    stage divides by its w; a point with w <= 0 in either stage is behind the horizon and
+    takes the fill (the border's corner, weights 0)."""
+    one = np.float32(1.0)
+    zero = np.float32(0.0)
+    eps = np.float32(1e-6)
+    bu = p[0, 1] * Y + p[0, 2]
+    bv = p[1, 1] * Y + p[1, 2]
+    bw = p[2, 1] * Y + p[2, 2]
+    for ox in range(W):
+        X = np.float32(ox + 0.5 - cx)
+        w1 = p[2, 0] * X + bw
+        ok = w1 > eps
+        r1 = one / (w1 if ok else one)
+        u = (p[0, 0] * X + bu) * r1
+        v = (p[1, 0] * X + bv) * r1
+        s = one + kk * (u * u + v * v) * inv_r2
+        u *= s
+        v *= s
+        w2 = q[2, 0] * u + q[2, 1] * v + q[2, 2]
+        ok = ok & (w2 > eps)
+        r2 = one / (w2 if ok else one)
+        sx = min(max((q[0, 0] * u + q[0, 1] * v + q[0, 2]) * r2, zero), xmax)
+        sy = min(max((q[1, 0] * u + q[1, 1] * v + q[1, 2]) * r2, zero), ymax)
+        if not ok:
+            sx = zero
+            sy = zero
+        ix = int(sx)
+        iy = int(sy)
+        wx[ox] = sx - ix
+        wy[ox] = sy - iy
+        idx[ox] = iy * stride + ix * 3
 
 
 @njit(**_FAST)

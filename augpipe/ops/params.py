@@ -194,12 +194,44 @@ class _Program:
             rec["cgeo"] = np.eye(3)
 
 
-def min_scales(recs) -> np.ndarray:
+def min_scales(recs, out_hw=None) -> np.ndarray:
     """Per record, the smallest source-pixels-per-output-pixel step over its crops: how much the
-    source may be shrunk (DCT-scaled decode, box reduction) before the output loses detail."""
+    source may be shrunk (DCT-scaled decode, box reduction) before the output loses detail.
+
+    A perspective map's step varies over the frame: it is taken as the smallest over a 5 x 5
+    grid of the output frame ``out_hw`` ((H, W), or (N, 2) per record); without ``out_hw``
+    such records get 1 (decode at full size)."""
     recs = np.asarray(recs).reshape(-1)
-    L = recs["A2"][:, :, :2, :2] @ recs["A1"][:, None, :2, :2]
+    A1, A2 = recs["A1"][:, None], recs["A2"]
+    L = A2[:, :, :2, :2] @ A1[..., :2, :2]
     s = np.minimum(np.hypot(L[..., 0, 0], L[..., 1, 0]), np.hypot(L[..., 0, 1], L[..., 1, 1]))
+    proj = np.any(A1[..., 2, :] != (0, 0, 1), axis=-1) | np.any(A2[..., 2, :] != (0, 0, 1), axis=-1)
+    if proj.any():
+        s = np.where(proj, 1.0 if out_hw is None else _grid_steps(A2 @ A1, out_hw), s)
     k = recs["k"]
     lens = np.where(k < 0, 1.0 + 3.0 * k, 1.0)  # the radial step r (1 + k r^2) shrinks to 1 + 3k
     return s.min(axis=1) * lens
+
+
+def _grid_steps(M: np.ndarray, out_hw) -> np.ndarray:
+    """(N, K, 3, 3) maps -> (N, K) the smallest column norm of their Jacobian over a 5 x 5 grid
+    of the centred output frame (points behind the horizon skipped; 1 where all are)."""
+    hw = np.broadcast_to(np.asarray(out_hw, np.float64).reshape(-1, 2), (M.shape[0], 2))
+    tx, ty = np.meshgrid(np.linspace(-0.5, 0.5, 5), np.linspace(-0.5, 0.5, 5))
+    X = hw[:, None, 1:2] * tx.ravel()  # (N, 1, 25)
+    Y = hw[:, None, 0:1] * ty.ravel()
+    m = M[..., None, :, :]
+    n0 = m[..., 0, 0] * X + m[..., 0, 1] * Y + m[..., 0, 2]
+    n1 = m[..., 1, 0] * X + m[..., 1, 1] * Y + m[..., 1, 2]
+    w = m[..., 2, 0] * X + m[..., 2, 1] * Y + m[..., 2, 2]
+    ok = w > 1e-9
+    w = np.where(ok, w, 1.0)
+    x, y = n0 / w, n1 / w
+    # d(n / w) / dX = (dn/dX - (n / w) dw/dX) / w
+    jxx = (m[..., 0, 0] - x * m[..., 2, 0]) / w
+    jyx = (m[..., 1, 0] - y * m[..., 2, 0]) / w
+    jxy = (m[..., 0, 1] - x * m[..., 2, 1]) / w
+    jyy = (m[..., 1, 1] - y * m[..., 2, 1]) / w
+    c = np.minimum(np.hypot(jxx, jyx), np.hypot(jxy, jyy))
+    c = np.where(ok, c, np.inf).min(axis=-1)
+    return np.where(np.isfinite(c), c, 1.0)

@@ -256,3 +256,26 @@ def test_boxes_masks_and_keypoints_follow_perspective_and_lens():
             c = np.array([(win * gx).sum(), (win * gy).sum()]) / win.sum()
             np.testing.assert_allclose(c, [ox, oy], atol=0.1)
     assert checked >= 6
+
+
+def test_loader_batches_with_perspective_are_the_same_for_any_workers(tmp_path):
+    from augpipe import Loader
+    from augpipe.format.pack import pack
+    from tests.targets_fakes import coco_dataset
+
+    js = coco_dataset(tmp_path / "src", n=5)
+    pack(None, tmp_path / "packed", coco=js, root=tmp_path / "src" / "images", format="raw",
+         progress=False)  # fmt: skip
+    pipe = T.Compose([T.RandomResizedCrop((32, 40), scale=(0.5, 1.0)),
+                      T.RandomPerspective(0.5, p=1.0), T.HorizontalFlip()])  # fmt: skip
+    runs = []
+    for workers in (0, 2):
+        with Loader(tmp_path / "packed", 2, pipe, output="numpy", seed=7, workers=workers) as ld:
+            runs.append([(im.copy(), t) for im, t in ld])
+    assert len(runs[0]) == len(runs[1]) == 3
+    for (ia, ta), (ib, tb) in zip(*runs):
+        np.testing.assert_array_equal(ia, ib)
+        assert ta.keys() == tb.keys()
+        for key in ta:
+            np.testing.assert_array_equal(ta[key], tb[key])
+    assert any(len(t["boxes"]) for _, t in runs[0])

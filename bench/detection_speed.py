@@ -166,11 +166,14 @@ def main(argv=None) -> int:
         if "mask" in peer:
             rows[f"Albumentations {peer['albumentations']}, semantic mask"] = summarize(
                 peer["mask"])  # fmt: skip
+        if "mosaic" in peer:  # Mosaic + Affine + Perspective + flip + HSV (peers/albu_detection)
+            rows[f"Albumentations {peer['albumentations']}, Mosaic + boxes"] = summarize(
+                peer["mosaic"])  # fmt: skip
     lines = ["| pipeline | images/s (median) | min | max |", "|---|---|---|---|"]
     for name, r in rows.items():
         lines.append(f"| {name} | {r['median']:.0f} | {r['min']:.0f} | {r['max']:.0f} |")
     if peer:
-        for kind in ("boxes", "semantic mask"):
+        for kind in ("boxes", "semantic mask", "Mosaic + boxes"):
             ours = rows[f"augpipe, {kind}"]["median"]
             theirs = rows.get(f"Albumentations {peer['albumentations']}, {kind}")
             if theirs:

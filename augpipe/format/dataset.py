@@ -264,9 +264,10 @@ class ShardDataset:
             raise DatasetError(f"{self.path!r}: record {i}'s JPEG does not decode to {h}x{w}")
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
-    def targets(self, i: int):
+    def targets(self, i: int, mask_runs: bool = False):
         """Record ``i``'s annotations (``augpipe.targets.Targets``, stored-image pixels);
-        DatasetError when the dataset has none or the block is damaged."""
+        DatasetError when the dataset has none or the block is damaged. ``mask_runs``: a
+        semantic mask stored as row runs stays so (``augpipe.targets.maskcode.RowRuns``)."""
         from augpipe.targets.layout import TargetsBlockError, decode
 
         if not self.has_targets:
@@ -278,7 +279,8 @@ class ShardDataset:
             block = record.targets_block(value, head)
             if block is None:
                 raise TargetsBlockError("the record has no targets block")
-            return decode(block, (int(self.sizes[i][0]), int(self.sizes[i][1])), check_crc=True)
+            return decode(block, (int(self.sizes[i][0]), int(self.sizes[i][1])), check_crc=True,
+                          mask_runs=mask_runs)  # fmt: skip
         except ValueError as exc:
             raise DatasetError(f"{self.path!r}: record {i}'s targets are damaged ({exc}); run "
                                "'augpipe inspect --verify' and re-pack") from None  # fmt: skip

@@ -18,8 +18,8 @@ import numpy as np
 from augpipe.errors import DatasetError
 
 FORMAT_NAME = "augpipe-shards"
-FORMAT_VERSION = 2  # 2: records may carry a targets block (docs/targets.md)
-READ_VERSIONS = (1, 2)  # version 1 datasets (no targets) read unchanged
+FORMAT_VERSION = 3  # 2: records may carry a targets block (docs/targets.md); 3: row-run masks
+READ_VERSIONS = (1, 2, 3)  # version 1 (no targets) and 2 (PNG semantic masks) read unchanged
 MANIFEST = "manifest.json"
 INDEX = "index.npy"
 SKIPPED = "skipped.tsv"

@@ -140,29 +140,31 @@ class TargetPipeline:
 
     # --------------------------------------------------------------- running
 
-    def _run(self, dataset, indices, seed: int, epoch: int, out) -> list:
-        """Images into ``out``, and the output-frame ``Targets`` of each sample."""
+    def _run(self, dataset, indices, seed: int, epoch: int, out, sem_out=None) -> list:
+        """Images into ``out``, and the output-frame ``Targets`` of each sample (semantic
+        masks warped into ``sem_out`` (B, H, W) when given)."""
         if getattr(getattr(self.pipeline, "_size_op", None), "needs_boxes", False):
             from augpipe.targets.context import sample_boxes
 
             boxes = {}
             for i in np.asarray(indices, np.int64).reshape(-1):
-                t = dataset.targets(int(i))
+                t = read_targets(dataset, int(i))
                 boxes[int(i)] = t.boxes[~t.iscrowd]
             with sample_boxes(boxes):  # RandomIoUCrop draws its crop from them
-                return self._run_plain(dataset, indices, seed, epoch, out)
-        return self._run_plain(dataset, indices, seed, epoch, out)
+                return self._run_plain(dataset, indices, seed, epoch, out, sem_out)
+        return self._run_plain(dataset, indices, seed, epoch, out, sem_out)
 
-    def _run_plain(self, dataset, indices, seed: int, epoch: int, out) -> list:
+    def _run_plain(self, dataset, indices, seed: int, epoch: int, out, sem_out) -> list:
         if self.mosaic:
             from augpipe.targets.mosaic import run_mosaic
 
-            return run_mosaic(self, dataset, indices, seed, epoch, out)
+            return run_mosaic(self, dataset, indices, seed, epoch, out, sem_out)
         self.pipeline.run_batch(dataset, indices, seed, epoch, out)
-        return self.targets_for(dataset, indices, seed, epoch)
+        return self.targets_for(dataset, indices, seed, epoch, sem_out)
 
-    def targets_for(self, dataset, indices, seed: int, epoch: int) -> list:
-        """The output-frame ``Targets`` of each sample (the same records ``run_batch`` uses)."""
+    def targets_for(self, dataset, indices, seed: int, epoch: int, sem_out=None) -> list:
+        """The output-frame ``Targets`` of each sample (the same records ``run_batch`` uses);
+        semantic masks into ``sem_out`` (B, H, W) uint8 when given."""
         if self.mosaic:
             raise ConfigError("Mosaic: targets come with the images (run_batch or sample)")
         indices = np.asarray(indices, dtype=np.int64).reshape(-1)
@@ -173,15 +175,19 @@ class TargetPipeline:
                 "pipeline: AugMix blends images warped by different maps, so no one set of "
                 "targets fits the result; drop AugMix for targets"
             )
-        return [transform(dataset.targets(int(i)), recs[j], self.out_hw, self.options,
-                          self.flip_idx if self.K else None, masks=self.instances)
+        return [transform(read_targets(dataset, int(i)), recs[j], self.out_hw, self.options,
+                          self.flip_idx if self.K else None, masks=self.instances,
+                          semantic_out=None if sem_out is None else sem_out[j])
                 for j, i in enumerate(indices)]  # fmt: skip
 
     def run_batch(self, dataset, indices, seed: int, epoch: int, out, extra=None) -> None:
         """Images into ``out`` (as ``Compose.run_batch``), targets into ``extra``."""
-        ts = self._run(dataset, indices, seed, epoch, out)
-        if extra is not None:
-            self.write(extra, ts, self.batch_size or len(ts))
+        if extra is None:
+            self._run(dataset, indices, seed, epoch, out)
+            return
+        bs = self.batch_size or len(np.asarray(indices).reshape(-1))
+        sem_out = self._views(extra, bs)["masks"] if self.semantic else None
+        self.write(extra, self._run(dataset, indices, seed, epoch, out, sem_out), bs)
 
     def sample(self, dataset, indices, seed: int = 0, epoch: int = 0):
         """(images (B, H, W, 3) uint8, targets dict) without a loader (tests, preview)."""
@@ -206,7 +212,7 @@ class TargetPipeline:
             v["iscrowd"][sl] = t.iscrowd
             if self.K:
                 v["keypoints"][sl] = t.keypoints
-            if self.semantic:
+            if self.semantic and not _same(t.semantic, v["masks"][b]):  # (warped in place)
                 v["masks"][b] = t.semantic
             if self.instances:
                 paint_instances(t, v["instance_map"][b])
@@ -236,6 +242,20 @@ class TargetPipeline:
 
             out = {k: _torch.from_numpy(a) for k, a in out.items()}
         return out
+
+
+def _same(a, b: np.ndarray) -> bool:
+    return isinstance(a, np.ndarray) and a.ctypes.data == b.ctypes.data and a.shape == b.shape
+
+
+def read_targets(dataset, i: int):
+    """Record ``i``'s targets for the pipeline: a packed dataset's row-run semantic mask
+    stays encoded (the mask warp expands only the rows and columns it reads)."""
+    from augpipe.format.dataset import ShardDataset
+
+    if isinstance(dataset, ShardDataset):
+        return dataset.targets(i, mask_runs=True)
+    return dataset.targets(i)
 
 
 def paint_instances(t, out: np.ndarray) -> None:

@@ -36,7 +36,7 @@ class Targets:
     ring_start: np.ndarray = None  # (R + 1,) int32
     vertices: np.ndarray = None  # (P, 2) float64 (x, y)
     rle: list = field(default=None)  # per instance: uint32 counts, or None
-    semantic: np.ndarray | None = None  # (H, W) uint8
+    semantic: np.ndarray | None = None  # (H, W) uint8 (a dataset's RowRuns with mask_runs)
     masks: list | None = None  # output frame only: per instance a warped (H, W) mask or None
 
     def __post_init__(self):

@@ -10,7 +10,7 @@ Little-endian, no pickle, every array at a 4-byte aligned offset (docs/targets.m
         16    4  R  polygon rings
         20    4  P  polygon vertices
         24    4  C  RLE counts, all instances together
-        28    4  S  semantic-mask bytes (a grey 8-bit PNG; 0: none)
+        28    4  S  semantic-mask bytes (0: none)
         32       boxes      float32 (M, 4)  x0 y0 x1 y1, edge coordinates of the stored image
                  labels     int32   (M,)    contiguous class index
                  flags      uint8   (M,)    bit 0: iscrowd; padded with zeros to 4 bytes
@@ -20,7 +20,9 @@ Little-endian, no pickle, every array at a 4-byte aligned offset (docs/targets.m
                  vertices   float32 (P, 2)  x, y
                  rle_start  int32   (M + 1,) first count of each instance (equal: no mask)
                  rle_counts uint32  (C,)    COCO uncompressed RLE, column-major, stored size
-                 semantic   uint8   (S,)    PNG, stored size, 255 = ignore
+                 semantic   uint8   (S,)    stored size, 255 = ignore: row runs (``ARR1``,
+                                            ``augpipe.targets.maskcode``); a grey PNG in
+                                            datasets of format version 2 (still read)
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import zlib
 
 import numpy as np
 
+from augpipe.targets import maskcode
 from augpipe.targets.core import Targets
 
 MAGIC = b"APT1"
@@ -54,14 +57,7 @@ def encode(t: Targets) -> bytes:
             counts.append(np.asarray(c, np.uint32))
         starts.append(starts[-1] + (0 if c is None else len(c)))
     counts = np.concatenate(counts) if counts else np.zeros(0, np.uint32)
-    sem = b""
-    if t.semantic is not None:
-        import cv2
-
-        ok, buf = cv2.imencode(".png", np.ascontiguousarray(t.semantic, np.uint8))
-        if not ok:
-            raise TargetsBlockError("semantic mask: PNG encoding failed")
-        sem = buf.tobytes()
+    sem = b"" if t.semantic is None else maskcode.encode(t.semantic)
     flags = np.zeros(_pad4(m), np.uint8)
     flags[:m] = t.iscrowd.astype(np.uint8)
     parts = [
@@ -82,8 +78,11 @@ def encode(t: Targets) -> bytes:
     return MAGIC + struct.pack("<I", crc) + rest + body
 
 
-def decode(block, size: tuple[int, int], check_crc: bool = False) -> Targets:
-    """Parse a block (bytes or a buffer) for an image of ``size`` (H, W)."""
+def decode(block, size: tuple[int, int], check_crc: bool = False,
+           mask_runs: bool = False) -> Targets:  # fmt: skip
+    """Parse a block (bytes or a buffer) for an image of ``size`` (H, W). ``mask_runs``: leave
+    a row-run semantic mask as ``RowRuns`` (views into ``block``; the mask warp expands only
+    the part it reads) instead of an array."""
     view = memoryview(block).cast("B")
     if len(view) < HEAD.size:
         raise TargetsBlockError(f"targets block is {len(view)} bytes, shorter than its header")
@@ -114,11 +113,12 @@ def decode(block, size: tuple[int, int], check_crc: bool = False) -> Targets:
     ]
     semantic = None
     if s:
-        import cv2
-
-        semantic = cv2.imdecode(sem, cv2.IMREAD_UNCHANGED)
-        if semantic is None or semantic.shape != tuple(size):
-            raise TargetsBlockError(f"targets block semantic mask does not decode to {size}")
+        try:
+            semantic = maskcode.decode_stored(sem, size)
+        except maskcode.MaskCodeError as exc:
+            raise TargetsBlockError(f"targets block semantic mask: {exc}") from None
+        if isinstance(semantic, maskcode.RowRuns) and not mask_runs:
+            semantic = semantic.array()
     return Targets(
         boxes=boxes.reshape(m, 4),
         labels=labels,

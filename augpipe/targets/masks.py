@@ -9,38 +9,50 @@ instance: 0). Colour ops have no part in this.
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 from numba import njit
 
+_FAST = dict(nogil=True, cache=True, error_model="numpy", boundscheck=False)
 
-@njit(nogil=True, cache=True, fastmath=True, error_model="numpy")
-def _warp_affine(src, M, fill, out):
-    """The common case, no lens and no perspective: source = M (centred output), stepped."""
-    h, w = src.shape[0], src.shape[1]
+
+@njit(**_FAST)
+def _sample_row(pad, idx, row):
+    for ox in range(row.shape[0]):
+        row[ox] = pad[idx[ox]]
+
+
+@njit(**_FAST)
+def _warp_affine(pad, stride, wmax, hmax, M, out):
+    """out = pad at the map's point, M: centred output -> padded-buffer edge coordinate
+    (``pad`` has a border of fill one pixel wide: a clamped coordinate lands on it)."""
     H, W = out.shape[0], out.shape[1]
-    fw, fh = float(w), float(h)
+    idx = np.empty(W, np.int32)
+    m00, m01, m02, m10, m11, m12 = M[0, 0], M[0, 1], M[0, 2], M[1, 0], M[1, 1], M[1, 2]
     for oy in range(H):
         Y = oy + 0.5 - H * 0.5
-        X0 = 0.5 - W * 0.5
-        x = M[0, 0] * X0 + M[0, 1] * Y + M[0, 2]
-        y = M[1, 0] * X0 + M[1, 1] * Y + M[1, 2]
-        row = out[oy]
-        for ox in range(W):
-            if x >= 0.0 and y >= 0.0 and x < fw and y < fh:
-                row[ox] = src[int(y), int(x)]
-            else:
-                row[ox] = fill
-            x += M[0, 0]
-            y += M[1, 0]
+        bx = m01 * Y + m02
+        by = m11 * Y + m12
+        for ox in range(W):  # vectorised: coordinates and offsets for the whole row
+            X = ox + 0.5 - W * 0.5
+            sx = m00 * X + bx
+            sy = m10 * X + by
+            sx = min(max(sx, 0.0), wmax)
+            sy = min(max(sy, 0.0), hmax)
+            idx[ox] = np.int32(sy) * stride + np.int32(sx)
+        _sample_row(pad, idx, out[oy])
 
 
-@njit(nogil=True, cache=True, error_model="numpy")
-def _warp_nearest(src, A1, k, A2, fill, out):
-    h, w = src.shape[0], src.shape[1]
+@njit(**_FAST)
+def _warp_general(pad, stride, wmax, hmax, x0, y0, A1, k, A2, out):
+    """Any map: A1 (homogeneous), the radial lens, A2 (homogeneous) to a source edge
+    coordinate, shifted into the padded buffer by (1 - x0, 1 - y0). A point the map cannot
+    place (behind a perspective horizon: NaN or infinite) takes the fill."""
     H, W = out.shape[0], out.shape[1]
     cx, cy = W * 0.5, H * 0.5
     inv_r2 = 1.0 / (cx * cx + cy * cy)
+    idx = np.empty(W, np.int32)
     for oy in range(H):
         Y = oy + 0.5 - cy
         for ox in range(W):
@@ -61,23 +73,105 @@ def _warp_nearest(src, A1, k, A2, fill, out):
             if q != 1.0:
                 x /= q
                 y /= q
-            if x >= 0.0 and y >= 0.0 and x < w and y < h:
-                out[oy, ox] = src[int(y), int(x)]
-            else:
-                out[oy, ox] = fill
+            x += 1.0 - x0
+            y += 1.0 - y0
+            ok = x == x and y == y  # NaN: fill
+            x = min(max(x, 0.0), wmax) if ok else 0.0
+            y = min(max(y, 0.0), hmax) if ok else 0.0
+            idx[ox] = np.int32(y) * stride + np.int32(x)
+        _sample_row(pad, idx, out[oy])
 
 
-def warp_nearest(src: np.ndarray, rec, out_hw, fill: int, crop: int = 0) -> np.ndarray:
-    """``src`` (h, w) uint8 through the record's map into a new (H, W) uint8 array."""
+@njit(**_FAST)
+def _pad_dense(src, y0, y1, x0, x1, fill, pad):
+    pad[0] = fill
+    pad[pad.shape[0] - 1] = fill
+    for y in range(y0, y1):
+        row = pad[y - y0 + 1]
+        row[0] = fill
+        row[row.shape[0] - 1] = fill
+        s = src[y]
+        for x in range(x0, x1):
+            row[x - x0 + 1] = s[x]
+
+
+@njit(**_FAST)
+def _pad_border(pad, fill):
+    pad[0] = fill
+    pad[pad.shape[0] - 1] = fill
+    for y in range(1, pad.shape[0] - 1):
+        pad[y, 0] = fill
+        pad[y, pad.shape[1] - 1] = fill
+
+
+_local = threading.local()
+
+
+def _scratch(shape) -> np.ndarray:
+    """A per-thread grow-only buffer viewed as ``shape`` uint8 (a fresh large array costs its
+    page faults on every call)."""
+    n = shape[0] * shape[1]
+    buf = getattr(_local, "buf", None)
+    if buf is None or buf.size < n:
+        buf = _local.buf = np.empty(max(n, 1 << 18), np.uint8)
+    return buf[:n].reshape(shape)
+
+
+def _source_box(M: np.ndarray, out_hw, hw) -> tuple[int, int, int, int]:
+    """(y0, y1, x0, x1): the source pixels an affine map's output can sample (its corners
+    bound it), one pixel wider each side for rounding, inside the source."""
+    H, W = out_hw
+    X = np.array([-W / 2, W / 2, W / 2, -W / 2])
+    Y = np.array([-H / 2, -H / 2, H / 2, H / 2])
+    xs = M[0, 0] * X + M[0, 1] * Y + M[0, 2]
+    ys = M[1, 0] * X + M[1, 1] * Y + M[1, 2]
+    h, w = hw
+    box = (np.clip(np.floor(ys.min()) - 1, 0, h), np.clip(np.ceil(ys.max()) + 1, 0, h),
+           np.clip(np.floor(xs.min()) - 1, 0, w), np.clip(np.ceil(xs.max()) + 1, 0, w))  # fmt: skip
+    y0, y1, x0, x1 = (int(v) for v in box)
+    if y1 <= y0 or x1 <= x0:  # the map misses the source: the border alone (all fill)
+        return 0, 0, 0, 0
+    return y0, y1, x0, x1
+
+
+def warp_nearest(src, rec, out_hw, fill: int, crop: int = 0, out=None) -> np.ndarray:
+    """``src`` through the record's map into ``out`` (a new (H, W) uint8 array by default).
+
+    ``src``: an (h, w) uint8 array, or the stored row runs (``augpipe.targets.maskcode``),
+    expanded only where the map reads. Output pixel centres sample the source pixel that
+    contains their point; points outside it take ``fill``."""
     from augpipe.targets.forward import source_map
+    from augpipe.targets.maskcode import RowRuns, expand_rows
 
-    out = np.empty(tuple(out_hw), np.uint8)
-    src = np.ascontiguousarray(src, np.uint8)
+    H, W = (int(v) for v in out_hw)
+    if out is None:
+        out = np.empty((H, W), np.uint8)
+    h, w = src.shape
     A1, A2, k = np.asarray(rec["A1"], np.float64), source_map(rec, crop), float(rec["k"])
-    if k == 0.0 and not A1[2, :2].any() and not A2[2, :2].any() and A1[2, 2] == A2[2, 2] == 1:
-        _warp_affine(src, A2 @ A1, np.uint8(fill), out)
+    affine = k == 0.0 and not A1[2, :2].any() and not A2[2, :2].any()
+    affine = affine and A1[2, 2] == A2[2, 2] == 1.0
+    if affine:
+        M = A2 @ A1
+        y0, y1, x0, x1 = _source_box(M, (H, W), (h, w))
     else:
-        _warp_nearest(src, A1, k, A2, np.uint8(fill), out)
+        y0, y1, x0, x1 = 0, h, 0, w
+    fill = np.uint8(fill)
+    pad = _scratch((y1 - y0 + 2, x1 - x0 + 2))
+    if isinstance(src, RowRuns):
+        _pad_border(pad, fill)
+        if y1 > y0:
+            expand_rows(src.row_start, src.lengths, src.values, y0, y1, x0, x1, pad[1:], 1)
+    else:
+        _pad_dense(np.ascontiguousarray(src, np.uint8), y0, y1, x0, x1, fill, pad)
+    stride, wmax, hmax = pad.shape[1], pad.shape[1] - 1.0, pad.shape[0] - 1.0
+    flat = pad.reshape(-1)
+    if affine:
+        M = M.copy()
+        M[0, 2] += 1.0 - x0
+        M[1, 2] += 1.0 - y0
+        _warp_affine(flat, stride, wmax, hmax, M, out)
+    else:
+        _warp_general(flat, stride, wmax, hmax, float(x0), float(y0), A1, k, A2, out)
     return out
 
 

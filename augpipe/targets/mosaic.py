@@ -1,11 +1,13 @@
 """Running ``Mosaic``: four images, four maps, one output and one set of targets per sample.
 
 The pipeline's record is drawn for the 2S x 2S canvas (``Mosaic.frames``); tile q's record is
-the same with ``A2`` preceded by canvas -> image q (``C_q A2``). Each tile is rendered, through
-the ordinary fused kernel, into the bounding box of its part of the output only (a sub-frame:
-``A1`` shifted by the sub-frame's offset), and its pixels whose canvas point lies on the tile
-are copied into the output, which starts as the fill. Targets go to canvas coordinates, are
-cut at their tile, and then take the canvas record's map once, filters at the end as always.
+the same with ``A2`` preceded by canvas -> image q (``C_q A2``). Every tile of a batch gets its
+record at once (``_plan``). Each tile's source is decoded only where the tile's part of the
+output reads it (a region decode, at the DCT scale its map allows), rendered by the ordinary
+fused kernel into the bounding box of that part only (a sub-frame: ``A1`` shifted by the
+sub-frame's offset), and the pixels whose canvas point lies on the tile (one run per row) are
+copied into the output, which starts as the fill. Targets go to canvas coordinates, are cut
+at their tile, and then take the canvas record's map once, filters at the end as always.
 """
 
 from __future__ import annotations
@@ -15,105 +17,199 @@ from numba import njit
 
 from augpipe.decode import load_region
 from augpipe.ops.detection.mosaic import placements
-from augpipe.ops.fused import fields, render, source_boxes
+from augpipe.ops.fused import fields, render_item, source_boxes
 from augpipe.ops.params import min_scales
+from augpipe.targets.batch import read_targets
 from augpipe.targets.core import Targets
-from augpipe.targets.forward import forward, source_map
+from augpipe.targets.forward import source_map
 from augpipe.targets.masks import warp_nearest
 from augpipe.targets.transform import clip_ring, transform
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
 def _inside(M, X, Y, rx0, ry0, rx1, ry1):
+    """The exact rule: the canvas point of the output point (X, Y) (centred) lies on the tile
+    rectangle; M: output frame -> canvas, homogeneous (a point behind a horizon never does)."""
     px = M[0, 0] * X + M[0, 1] * Y + M[0, 2]
     py = M[1, 0] * X + M[1, 1] * Y + M[1, 2]
+    q = M[2, 0] * X + M[2, 1] * Y + M[2, 2]
+    if q != 1.0:
+        if not q > 0.0:
+            return False
+        px /= q
+        py /= q
     return rx0 <= px < rx1 and ry0 <= py < ry1
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
-def _span(a, b, lo, hi, n):
-    """Integer x in [0, n) with lo <= a + b x < hi, as a float interval (widened by 1)."""
+def _half(a, b, lo, hi):
+    """Narrow [lo, hi) to the real x with a + b x >= 0, widened by 1 (a superset)."""
     if b == 0.0:
-        return (0.0, float(n)) if lo <= a < hi else (0.0, 0.0)
-    t0, t1 = (lo - a) / b, (hi - a) / b
-    if b < 0:
-        t0, t1 = t1, t0
-    return t0 - 1.0, t1 + 1.0
+        return (lo, hi) if a >= 0.0 else (lo, lo)
+    t = -a / b
+    if b > 0.0:
+        return max(lo, t - 1.0), hi
+    return lo, min(hi, t + 1.0)
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
-def _composite(tile, out, oy0, ox0, M, S, rx0, ry0, rx1, ry1):
-    """Copy the pixels of ``tile`` (at (oy0, ox0) in ``out``) whose canvas point lies on the
-    tile rectangle; ``tile``/``out`` (h, w, C) uint8, M: output frame -> canvas (affine). Along
-    a row the canvas point moves linearly, so the pixels to copy are one run: found from the
-    bounds, its ends checked pixel by pixel with the exact rule."""
-    h, w, C = tile.shape[0], tile.shape[1], tile.shape[2]
+def _runs(M, S, oy0, ox0, h, w, rx0, ry0, rx1, ry1, lo, hi):
+    """Per row y of the sub-frame (h, w) at (oy0, ox0): the columns [lo[y], hi[y]) whose canvas
+    point lies on the tile. Along a row the canvas point is (a + b x) / (c + d x), so each
+    bound is one linear inequality once c + d x > 0: their intersection, a superset, is then
+    shrunk at both ends by the exact rule (``_inside``)."""
     for y in range(h):
         Y = oy0 + y + 0.5 - S / 2
         X0 = ox0 + 0.5 - S / 2
         ax = M[0, 0] * X0 + M[0, 1] * Y + M[0, 2]
         ay = M[1, 0] * X0 + M[1, 1] * Y + M[1, 2]
-        a0, a1 = _span(ax, M[0, 0], rx0, rx1, w)
-        b0, b1 = _span(ay, M[1, 0], ry0, ry1, w)
-        lo = int(max(max(a0, b0), 0.0))
-        hi = int(min(min(a1, b1), float(w))) + 1
-        hi = min(hi, w)
-        while lo < hi and not _inside(M, X0 + lo, Y, rx0, ry0, rx1, ry1):
-            lo += 1
-        while hi > lo and not _inside(M, X0 + hi - 1, Y, rx0, ry0, rx1, ry1):
-            hi -= 1
-        src = tile[y]
+        aq = M[2, 0] * X0 + M[2, 1] * Y + M[2, 2]
+        bx, by, bq = M[0, 0], M[1, 0], M[2, 0]
+        a, b = 0.0, float(w)
+        a, b = _half(aq, bq, a, b)  # in front of the horizon
+        a, b = _half(ax - rx0 * aq, bx - rx0 * bq, a, b)  # px >= rx0
+        a, b = _half(rx1 * aq - ax, rx1 * bq - bx, a, b)  # px < rx1
+        a, b = _half(ay - ry0 * aq, by - ry0 * bq, a, b)
+        a, b = _half(ry1 * aq - ay, ry1 * bq - by, a, b)
+        s = int(max(a, 0.0))
+        e = int(min(b, float(w - 1))) + 1 if b > a else s
+        e = min(max(e, s), w)
+        while s < e and not _inside(M, X0 + s, Y, rx0, ry0, rx1, ry1):
+            s += 1
+        while e > s and not _inside(M, X0 + e - 1, Y, rx0, ry0, rx1, ry1):
+            e -= 1
+        lo[y], hi[y] = s, e
+
+
+@njit(nogil=True, cache=True, error_model="numpy", boundscheck=False)
+def _copy_runs(tile, out, oy0, ox0, C, lo, hi):
+    """``out[oy0 + y, ox0 + x] = tile[y, x]`` for x in [lo[y], hi[y]), rows flattened with C
+    channels: ``tile`` (h, w C), ``out`` (H, W C). Unsigned offsets: the loop vectorises (no
+    negative-index wraparound code)."""
+    o = np.uint64(ox0 * C)
+    one = np.uint64(1)
+    for y in range(lo.shape[0]):
+        i, end = np.uint64(lo[y] * C), np.uint64(hi[y] * C)
         dst = out[oy0 + y]
-        for x in range(lo, hi):
-            for c in range(C):
-                dst[ox0 + x, c] = src[x, c]
+        src = tile[y]
+        while i < end:
+            dst[o + i] = src[i]
+            i += one
 
 
-def _shift(dx: float, dy: float) -> np.ndarray:
-    return np.array([[1.0, 0, dx], [0, 1.0, dy], [0, 0, 1.0]])
-
-
-def _to_canvas(t: Targets, sx: float, sy: float, x0: float, y0: float, rect) -> Targets:
-    """Image targets -> canvas coordinates, cut at the tile ``rect`` (x0, y0, x1, y1)."""
-    b = t.boxes.astype(np.float64) / (sx, sy, sx, sy) + (x0, y0, x0, y0)
-    b[:, 0::2] = np.clip(b[:, 0::2], rect[0], rect[2])
-    b[:, 1::2] = np.clip(b[:, 1::2], rect[1], rect[3])
-    kp = None
-    if t.keypoints is not None:
-        kp = t.keypoints.astype(np.float64).copy()
-        kp[..., 0] = kp[..., 0] / sx + x0
-        kp[..., 1] = kp[..., 1] / sy + y0
-        out = ((kp[..., 0] < rect[0]) | (kp[..., 0] >= rect[2]) | (kp[..., 1] < rect[1])
-               | (kp[..., 1] >= rect[3]))  # fmt: skip
-        kp[..., 2] = np.where(out, 0.0, kp[..., 2])
-    polys = []
-    for j in range(len(t) if len(t.ring_inst) else 0):  # (boxes-only data: no rings at all)
-        rings = []
-        for r in t.rings(j):
-            c = clip_ring(r / (sx, sy) + (x0, y0) - rect[:2], rect[2] - rect[0], rect[3] - rect[1])
-            if len(c) >= 3:
-                rings.append(c + rect[:2])
-        polys.append(rings)
-    # RLE masks are not carried through a mosaic: the instance keeps its box
-    out = Targets(b, t.labels, (0, 0), iscrowd=t.iscrowd, keypoints=kp)
-    return out.with_polygons(polys) if polys else out
-
-
-def _concat(parts: list[Targets], size, K: int) -> Targets:
-    boxes = np.concatenate([p.boxes for p in parts]) if parts else np.zeros((0, 4))
-    labels = np.concatenate([p.labels for p in parts]) if parts else np.zeros(0)
-    crowd = np.concatenate([p.iscrowd for p in parts]) if parts else np.zeros(0, bool)
+def _canvas_targets(parts: list, size, K: int) -> Targets:
+    """One sample's tiles' targets (``(Targets, (sx, sy, x0, y0), rect)`` each: image pixels,
+    image pixels per canvas pixel, the image's place, the tile) in canvas coordinates, each
+    cut at its tile rectangle (x0, y0, x1, y1). RLE masks are not carried through a mosaic:
+    the instance keeps its box."""
+    ts = [t for t, _, _ in parts]
+    m = [len(t) for t in ts]
+    P = np.repeat(np.array([p for _, p, _ in parts], np.float64).reshape(-1, 4), m, axis=0)
+    R = np.repeat(np.array([r for _, _, r in parts], np.float64).reshape(-1, 4), m, axis=0)
+    b = np.concatenate([t.boxes for t in ts] + [np.zeros((0, 4), np.float32)]).astype(np.float64)
+    b = b / P[:, [0, 1, 0, 1]] + P[:, [2, 3, 2, 3]]
+    b[:, 0::2] = np.clip(b[:, 0::2], R[:, [0]], R[:, [2]])
+    b[:, 1::2] = np.clip(b[:, 1::2], R[:, [1]], R[:, [3]])
+    labels = np.concatenate([t.labels for t in ts] + [np.zeros(0, np.int64)])
+    crowd = np.concatenate([t.iscrowd for t in ts] + [np.zeros(0, bool)])
     kp = None
     if K:
-        kp = np.concatenate([p.keypoints for p in parts]) if parts else np.zeros((0, K, 3))
-    out = Targets(boxes, labels, size, iscrowd=crowd, keypoints=kp)
-    if any(len(p.ring_inst) for p in parts):
-        out.with_polygons([p.rings(j) for p in parts for j in range(len(p))])
-    return out
+        kp = np.concatenate([t.keypoints for t in ts] + [np.zeros((0, K, 3), np.float32)])
+        kp = kp.astype(np.float64)
+        kp[..., 0] = kp[..., 0] / P[:, [0]] + P[:, [2]]
+        kp[..., 1] = kp[..., 1] / P[:, [1]] + P[:, [3]]
+        x, y = kp[..., 0], kp[..., 1]
+        out = (x < R[:, [0]]) | (x >= R[:, [2]]) | (y < R[:, [1]]) | (y >= R[:, [3]])
+        kp[..., 2] = np.where(out, 0.0, kp[..., 2])
+    result = Targets(b, labels, size, iscrowd=crowd, keypoints=kp)
+    if any(len(t.ring_inst) for t in ts):
+        polys = []
+        for t, (sx, sy, x0, y0), rect in parts:
+            for j in range(len(t)):
+                rings = []
+                for r in t.rings(j):
+                    c = clip_ring(r / (sx, sy) + (x0, y0) - rect[:2], rect[2] - rect[0],
+                                  rect[3] - rect[1])  # fmt: skip
+                    if len(c) >= 3:
+                        rings.append(c + rect[:2])
+                polys.append(rings)
+        result.with_polygons(polys)
+    return result
 
 
-def run_mosaic(tp, dataset, indices, seed: int, epoch: int, out) -> list[Targets]:
-    """Render ``dataset[indices]`` as mosaics into ``out`` (N, S, S, 3); their targets."""
+def _plan(recs, partners, centres, sizes, S: int):
+    """Every visible tile of the batch, as arrays: ``sample``, ``image`` (dataset index),
+    ``rect`` (x0, y0, x1, y1) on the canvas, ``frame`` (ox0, oy0, ox1, oy1) the bounding box
+    of its part of the output, ``place`` (sx, sy, x0, y0) image pixels per canvas pixel and
+    where the image starts; and the tiles' records (``C_q A2``, ``A1`` on the sub-frame)."""
+    n = len(recs)
+    hw = sizes[partners].astype(np.float64)  # (n, 4, 2)
+    place = placements(hw, centres, S)
+    x0, y0 = place[..., 0], place[..., 1]
+    nw, nh = place[..., 2] - x0, place[..., 3] - y0
+    rect = np.stack([np.maximum(x0, 0), np.maximum(y0, 0), np.minimum(place[..., 2], 2 * S),
+                     np.minimum(place[..., 3], 2 * S)], axis=2)  # fmt: skip
+    # the tile's corners through output -> canvas, inverted: the bounding box of its part
+    A2 = np.stack([source_map(rec) for rec in recs]) if n else np.zeros((0, 3, 3))
+    Minv = np.linalg.inv(A2 @ np.asarray(recs["A1"], np.float64))  # (n, 3, 3)
+    cx = rect[..., [0, 2, 2, 0]]
+    cy = rect[..., [1, 1, 3, 3]]
+    q = Minv[:, None, 2, 0, None] * cx + Minv[:, None, 2, 1, None] * cy + Minv[:, None, 2, 2, None]
+    ox = (Minv[:, None, 0, 0, None] * cx + Minv[:, None, 0, 1, None] * cy
+          + Minv[:, None, 0, 2, None]) / q + S / 2  # fmt: skip
+    oy = (Minv[:, None, 1, 0, None] * cx + Minv[:, None, 1, 1, None] * cy
+          + Minv[:, None, 1, 2, None]) / q + S / 2  # fmt: skip
+    frame = np.stack([np.floor(ox.min(axis=2)), np.floor(oy.min(axis=2)), np.ceil(ox.max(axis=2)),
+                      np.ceil(oy.max(axis=2))], axis=2)  # fmt: skip
+    frame = np.clip(np.nan_to_num(frame, nan=0.0), 0, S).astype(np.int64)
+    keep = (rect[..., 2] > rect[..., 0]) & (rect[..., 3] > rect[..., 1])
+    j, k = np.nonzero(keep)
+    tiles = {
+        "sample": j,
+        "image": partners[j, k],
+        "rect": rect[j, k],
+        "frame": frame[j, k],
+        "place": np.stack(
+            [hw[j, k, 1] / nw[j, k], hw[j, k, 0] / nh[j, k], x0[j, k], y0[j, k]], axis=1
+        ),  # fmt: skip
+    }
+    sub = np.asarray(recs)[j]  # copies: one record per tile
+    sx, sy, px, py = tiles["place"].T
+    C = np.zeros((len(j), 3, 3))
+    C[:, 0, 0], C[:, 0, 2], C[:, 1, 1], C[:, 1, 2], C[:, 2, 2] = sx, -px * sx, sy, -py * sy, 1.0
+    sub["A2"][:, 0] = C @ sub["A2"][:, 0]
+    sub["src_hw"] = sizes[tiles["image"]]
+    f = tiles["frame"]
+    sw, sh = np.maximum(f[:, 2] - f[:, 0], 1), np.maximum(f[:, 3] - f[:, 1], 1)
+    shift = np.zeros((len(j), 3, 3))
+    shift[:, 0, 0] = shift[:, 1, 1] = shift[:, 2, 2] = 1.0
+    shift[:, 0, 2] = f[:, 0] + sw / 2 - S / 2  # the sub-frame's centre
+    shift[:, 1, 2] = f[:, 1] + sh / 2 - S / 2
+    sub["A1"] = sub["A1"] @ shift
+    return tiles, sub
+
+
+class _Scratch:
+    """Grow-only tile buffers (one per run: a tile is rendered, then copied out)."""
+
+    def __init__(self):
+        self.img = np.empty(0, np.uint8)
+        self.mask = np.empty(0, np.uint8)
+
+    def image(self, h: int, w: int) -> np.ndarray:
+        if self.img.size < h * w * 3:
+            self.img = np.empty(h * w * 3, np.uint8)
+        return self.img[: h * w * 3].reshape(1, h, w, 3)
+
+    def semantic(self, h: int, w: int) -> np.ndarray:
+        if self.mask.size < h * w:
+            self.mask = np.empty(h * w, np.uint8)
+        return self.mask[: h * w].reshape(h, w)
+
+
+def run_mosaic(tp, dataset, indices, seed: int, epoch: int, out, sem_out=None) -> list[Targets]:
+    """Render ``dataset[indices]`` as mosaics into ``out`` (N, S, S, 3); their targets (semantic
+    masks into ``sem_out`` (N, S, S) when given)."""
     pipe = tp.pipeline
     mos = pipe._size_op
     S = mos.size
@@ -123,51 +219,45 @@ def run_mosaic(tp, dataset, indices, seed: int, epoch: int, out) -> list[Targets
     recs = pipe.sample_params(np.tile(mos.canvas_hw, (n, 1)), indices, seed, epoch)
     partners, centres = mos.layout(indices, len(dataset), seed, epoch, pos)
     sizes = np.asarray(dataset.sizes)
+    tiles, sub = _plan(recs, partners, centres, sizes, S)
+    out[:n] = mos.fill
+    sems = None
+    if tp.semantic:
+        sems = sem_out[:n] if sem_out is not None else np.empty((n, S, S), np.uint8)
+        sems[...] = 255
+    maps = [source_map(rec) @ np.asarray(rec["A1"], np.float64) for rec in recs]  # -> canvas
+    f = fields(sub) if len(sub) else None
+    scales = min_scales(sub) if len(sub) else None
+    scratch = _Scratch()
+    parts: list[list] = [[] for _ in range(n)]
+    for t in range(len(sub)):
+        j, iq = int(tiles["sample"][t]), int(tiles["image"][t])
+        rect = tiles["rect"][t]
+        ox0, oy0, ox1, oy1 = (int(v) for v in tiles["frame"][t])
+        tq = read_targets(dataset, iq)
+        parts[j].append((tq, tuple(tiles["place"][t]), rect))
+        if ox1 <= ox0 or oy1 <= oy0:
+            continue
+        sh, sw = oy1 - oy0, ox1 - ox0
+        lo, hi = np.empty(sh, np.int64), np.empty(sh, np.int64)
+        _runs(maps[j], float(S), oy0, ox0, sh, sw, *(float(v) for v in rect), lo, hi)
+        if not (hi > lo).any():
+            continue
+        ft = (f[0][t : t + 1], f[1][t : t + 1], f[2][t : t + 1]) + (None,) * 4 + (f[7][t : t + 1],)
+        box = source_boxes(ft, (sh, sw))[0]
+        img, bgr, sc, off = load_region(dataset, iq, float(scales[t]), box[:4], box[4],
+                                        pipe.fast_decode, reuse=True)  # fmt: skip
+        tile = scratch.image(sh, sw)
+        render_item(np.ascontiguousarray(img), bgr, f, t, tile, float(mos.fill), sc, off)
+        _copy_runs(tile.reshape(sh, sw * 3), out[j].reshape(S, S * 3), oy0, ox0, 3, lo, hi)
+        if sems is not None and tq.semantic is not None:
+            m = warp_nearest(tq.semantic, sub[t], (sh, sw), 255, out=scratch.semantic(sh, sw))
+            _copy_runs(m, sems[j], oy0, ox0, 1, lo, hi)
     result = []
     for j in range(n):
-        rec = recs[j]
-        M = source_map(rec) @ np.asarray(rec["A1"], np.float64)  # output frame -> canvas
-        out[j][...] = mos.fill
-        sem = np.full((S, S), 255, np.uint8) if tp.semantic else None
-        place = placements(sizes[partners[j]], centres[j], S)
-        parts = []
-        for q in range(4):
-            iq = int(partners[j, q])
-            h, w = (int(v) for v in sizes[iq])
-            x0, y0, x1, y1 = place[q]
-            sx, sy = w / (x1 - x0), h / (y1 - y0)  # image pixels per canvas pixel
-            rect = np.array([max(x0, 0), max(y0, 0), min(x1, 2 * S), min(y1, 2 * S)])
-            if rect[2] <= rect[0] or rect[3] <= rect[1]:
-                continue
-            tq = dataset.targets(iq)
-            parts.append(_to_canvas(tq, sx, sy, x0, y0, rect))
-            corners = np.array([[rect[0], rect[1]], [rect[2], rect[1]], [rect[2], rect[3]],
-                                [rect[0], rect[3]]])  # fmt: skip
-            o = forward(rec, corners, (S, S))
-            ox0, oy0 = (max(int(np.floor(v)), 0) for v in o.min(axis=0))
-            ox1, oy1 = (min(int(np.ceil(v)), S) for v in o.max(axis=0))
-            if ox1 <= ox0 or oy1 <= oy0:
-                continue
-            C = np.array([[sx, 0, -x0 * sx], [0, sy, -y0 * sy], [0, 0, 1.0]])
-            sub = rec.copy()
-            sub["A2"][0] = C @ np.asarray(rec["A2"][0], np.float64)
-            sub["src_hw"] = (h, w)
-            sw, sh = ox1 - ox0, oy1 - oy0
-            shift = _shift(ox0 + sw / 2 - S / 2, oy0 + sh / 2 - S / 2)  # sub-frame centre
-            sub["A1"] = np.asarray(rec["A1"], np.float64) @ shift
-            f = fields(sub)
-            box = source_boxes(f, (sh, sw))[0]
-            img, bgr, sc, off = load_region(dataset, iq, float(min_scales(sub)[0]), box[:4],
-                                            box[4], pipe.fast_decode)  # fmt: skip
-            tile = np.empty((1, sh, sw, 3), np.uint8)
-            render(np.ascontiguousarray(img), bgr, sub, tile, float(mos.fill), sc, off)
-            _composite(tile[0], out[j], oy0, ox0, M, float(S), *rect)
-            if sem is not None and tq.semantic is not None:
-                m = warp_nearest(tq.semantic, sub, (sh, sw), 255)
-                _composite(m[..., None], sem[..., None], oy0, ox0, M, float(S), *rect)
-        canvas_t = _concat(parts, mos.canvas_hw, tp.K)
-        t = transform(canvas_t, rec, (S, S), tp.options, tp.flip_idx if tp.K else None,
+        canvas_t = _canvas_targets(parts[j], mos.canvas_hw, tp.K)
+        t = transform(canvas_t, recs[j], (S, S), tp.options, tp.flip_idx if tp.K else None,
                       masks=tp.instances)  # fmt: skip
-        t.semantic = sem
+        t.semantic = sems[j] if sems is not None else None
         result.append(t)
     return result

@@ -113,11 +113,12 @@ def _bounds(pts: np.ndarray) -> np.ndarray:
 
 
 def transform(t: Targets, rec, out_hw, opts: TargetOptions = TargetOptions(), flip_idx=None,
-              crop: int = 0, masks: bool = True) -> Targets:  # fmt: skip
+              crop: int = 0, masks: bool = True, semantic_out=None) -> Targets:  # fmt: skip
     """``t`` (source pixels) -> a new ``Targets`` in the output frame ``out_hw`` = (H, W).
 
     The result's ``masks`` attribute holds the warped RLE instance masks (H, W) uint8 for kept
-    instances that have one (None for the others); ``semantic`` is warped with fill 255."""
+    instances that have one (None for the others); ``semantic`` is warped with fill 255, into
+    ``semantic_out`` (H, W) uint8 when given (a batch slot)."""
     H, W = (int(v) for v in out_hw)
     affine = is_affine(rec, crop)
     sub = 1 if affine else _SUBDIV
@@ -168,7 +169,7 @@ def transform(t: Targets, rec, out_hw, opts: TargetOptions = TargetOptions(), fl
             kp = kp[:, np.asarray(flip_idx)]
     sem = None
     if t.semantic is not None:
-        sem = warp_nearest(t.semantic, rec, (H, W), IGNORE, crop)
+        sem = warp_nearest(t.semantic, rec, (H, W), IGNORE, crop, semantic_out)
     out = Targets(box[idx], t.labels[idx], (H, W), iscrowd=t.iscrowd[idx], keypoints=kp,
                   semantic=sem)  # fmt: skip
     if t.keypoints is not None and out.keypoints is None:

@@ -82,14 +82,15 @@ class Mosaic(Op):
         return np.stack(parts, axis=1), np.round(np.stack([xc, yc], axis=1))
 
 
-def placements(sizes: np.ndarray, centre, S: int) -> np.ndarray:
-    """(4, 4): per tile, (x0, y0, x1, y1) of its image resized to long side S on the canvas."""
-    out = np.zeros((4, 4))
-    xc, yc = centre
-    for q, (h, w) in enumerate(np.asarray(sizes, np.float64)):
-        r = S / max(h, w)
-        nh, nw = max(round(h * r), 1), max(round(w * r), 1)
-        x0 = xc - nw if q in (0, 2) else xc
-        y0 = yc - nh if q in (0, 1) else yc
-        out[q] = (x0, y0, x0 + nw, y0 + nh)
-    return out
+def placements(sizes: np.ndarray, centres, S: int) -> np.ndarray:
+    """(N, 4, 4): per sample and tile, (x0, y0, x1, y1) of its image resized to long side S
+    on the canvas; ``sizes`` (N, 4, 2) the four images' (h, w), ``centres`` (N, 2) (xc, yc)."""
+    hw = np.asarray(sizes, np.float64).reshape(-1, 4, 2)
+    r = S / hw.max(axis=2)
+    nh = np.maximum(np.round(hw[..., 0] * r), 1)  # half to even, as Python's round
+    nw = np.maximum(np.round(hw[..., 1] * r), 1)
+    c = np.asarray(centres, np.float64).reshape(-1, 2)
+    xc, yc = c[:, [0]], c[:, [1]]
+    x0 = np.where([True, False, True, False], xc - nw, xc)  # tiles 0, 2 end at xc
+    y0 = np.where([True, True, False, False], yc - nh, yc)  # tiles 0, 1 end at yc
+    return np.stack([x0, y0, x0 + nw, y0 + nh], axis=2)

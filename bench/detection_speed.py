@@ -15,7 +15,8 @@ decode from the shard + the fused warp + targets) in this process on one core; t
 measured by augpipe alone: Mosaic(640) + ultralytics' RandomPerspective (RandomScale +
 Affine with its perspective term, 0.0005) + flip + HSV, against the single-image pipeline's
 cost. Results go to bench/RESULTS.md ("Detection
-speed") unless --no-write; --quick runs a few images once to check that everything works.
+speed") unless --no-write; --quick runs a few images once to check that everything works,
+and checks the outputs (row-run masks, mask values, Mosaic boxes in the frame).
 """
 
 from __future__ import annotations
@@ -115,6 +116,28 @@ def augpipe_rate(ds, pipe, repeats: int, batch: int = 32) -> dict:
     return median_rate(run, n, repeats=repeats, warmup=1)
 
 
+def quick_checks(seg, boxes, pipe, mosaic, size: int) -> list[str]:
+    """``--quick``: what the timed pipelines produce is sound (no timing): the semantic masks
+    are stored as row runs and come out holding only their own values or 255, and Mosaic's
+    boxes are non-empty and inside the frame."""
+    from augpipe.targets.maskcode import RowRuns
+
+    problems = []
+    if not isinstance(seg.targets(0, mask_runs=True).semantic, RowRuns):
+        problems.append("the mask dataset's semantic masks are not stored as row runs")
+    idx = np.arange(min(8, len(seg)))
+    _, t = TargetPipeline(pipe.bind(seg), seg, TargetOptions(min_visibility=0.1)).sample(seg, idx)
+    extra = set(np.unique(t["masks"]).tolist()) - set(range(6)) - {255}
+    if extra:
+        problems.append(f"warped semantic masks hold values {sorted(extra)} no mask has")
+    tp = TargetPipeline(mosaic.bind(boxes), boxes, TargetOptions(min_visibility=0.1))
+    _, t = tp.sample(boxes, np.arange(min(8, len(boxes))))
+    b = t["boxes"]
+    if not len(b) or b.min() < 0 or b.max() > size or (b[:, 2:] <= b[:, :2]).any():
+        problems.append(f"Mosaic boxes missing, empty or outside the {size} px frame")
+    return problems
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--photos", type=Path, default=PHOTOS)
@@ -122,7 +145,8 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--boxes", type=int, default=12)
     ap.add_argument("--size", type=int, default=640)
-    ap.add_argument("--quick", action="store_true", help="20 images, one pass, no RESULTS.md")
+    ap.add_argument("--quick", action="store_true",
+                    help="20 images, one pass, no RESULTS.md; checks the outputs")  # fmt: skip
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--skip-peers", action="store_true")
     a = ap.parse_args(argv)
@@ -152,6 +176,14 @@ def main(argv=None) -> int:
         rows["augpipe, Mosaic + boxes"] = augpipe_rate(ShardDataset(work / "boxes.packed"),
                                                        mosaic, a.repeats)  # fmt: skip
         loads.append(os.getloadavg()[0])
+        if a.quick:
+            seg_ds, box_ds = ShardDataset(work / "seg.packed"), ShardDataset(work / "boxes.packed")
+            problems = quick_checks(seg_ds, box_ds, pipe, mosaic, S)
+            for p in problems:
+                print(f"quick check failed: {p}", file=sys.stderr)
+            if problems:
+                return 1
+            print("quick checks: ok (row-run masks, mask values, Mosaic boxes in the frame)")
         peer = None
         if not a.skip_peers:
             spec = work / "spec.json"

@@ -334,3 +334,26 @@ def test_mosaic_boxes_stay_in_their_tile(tmp_path):
             assert abs(int(images[b, cy, cx, 0]) - (40 + 50 * int(t["labels"][j]))) < 25
             seen += 1
     assert seen > 15
+
+
+def test_mosaic_runs_are_exactly_the_pixels_on_the_tile():
+    from augpipe.targets.mosaic import _runs
+
+    rng = np.random.default_rng(11)
+    S, h, w, oy0, ox0 = 64.0, 40, 50, 5, 7
+    rect = (20.0, 15.0, 70.0, 60.0)
+    for trial in range(40):
+        M = np.eye(3)
+        M[:2, :2] = rng.normal(0, 1, (2, 2)) + 2 * np.eye(2)
+        M[:2, 2] = rng.uniform(30, 50, 2)
+        if trial % 2:  # a perspective row; some put the horizon across the sub-frame
+            M[2, :2] = rng.normal(0, 0.03, 2)
+        lo, hi = np.empty(h, np.int64), np.empty(h, np.int64)
+        _runs(M, S, oy0, ox0, h, w, *rect, lo, hi)
+        Y, X = np.mgrid[oy0 : oy0 + h, ox0 : ox0 + w] + 0.5 - S / 2
+        q = M[2, 0] * X + M[2, 1] * Y + M[2, 2]
+        px = (M[0, 0] * X + M[0, 1] * Y + M[0, 2]) / q
+        py = (M[1, 0] * X + M[1, 1] * Y + M[1, 2]) / q
+        on = (q > 0) & (px >= rect[0]) & (px < rect[2]) & (py >= rect[1]) & (py < rect[3])
+        cols = np.arange(w)
+        np.testing.assert_array_equal((cols >= lo[:, None]) & (cols < hi[:, None]), on)

@@ -162,6 +162,8 @@ def _plan(recs, partners, centres, sizes, S: int):
     frame = np.stack([np.floor(ox.min(axis=2)), np.floor(oy.min(axis=2)), np.ceil(ox.max(axis=2)),
                       np.ceil(oy.max(axis=2))], axis=2)  # fmt: skip
     frame = np.clip(np.nan_to_num(frame, nan=0.0), 0, S).astype(np.int64)
+    # a corner behind a perspective horizon bounds nothing: the whole frame (the runs decide)
+    frame[(q <= 0).any(axis=2)] = (0, 0, S, S)
     keep = (rect[..., 2] > rect[..., 0]) & (rect[..., 3] > rect[..., 1])
     j, k = np.nonzero(keep)
     tiles = {

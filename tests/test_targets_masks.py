@@ -29,6 +29,7 @@ PIPES = [
     Compose([CenterCrop(OUT), Affine(rotate=25, shear=6, translate=0.2, stretch=(0.5, 1.6)),
              HorizontalFlip()]),
     Compose([CenterCrop(OUT), Affine(rotate=10), LensDistortion(k=(-0.2, 0.3), p=1.0)]),
+    Compose([CenterCrop(OUT), Affine(rotate=10, perspective=0.008), HorizontalFlip()]),
 ]  # fmt: skip
 
 
@@ -45,14 +46,16 @@ def _reference(src, rec, out_hw, fill):
     Y, X = np.mgrid[0:H, 0:W] + 0.5
     X, Y = X - W / 2, Y - H / 2
     A1, A2, k = np.asarray(rec["A1"], np.float64), source_map(rec), float(rec["k"])
-    u = A1[0, 0] * X + A1[0, 1] * Y + A1[0, 2]
-    v = A1[1, 0] * X + A1[1, 1] * Y + A1[1, 2]
+    q1 = A1[2, 0] * X + A1[2, 1] * Y + A1[2, 2]
+    u = (A1[0, 0] * X + A1[0, 1] * Y + A1[0, 2]) / q1
+    v = (A1[1, 0] * X + A1[1, 1] * Y + A1[1, 2]) / q1
     s = 1 + k * (u * u + v * v) / ((W / 2) ** 2 + (H / 2) ** 2)
     u, v = u * s, v * s
-    x = A2[0, 0] * u + A2[0, 1] * v + A2[0, 2]
-    y = A2[1, 0] * u + A2[1, 1] * v + A2[1, 2]
+    q2 = A2[2, 0] * u + A2[2, 1] * v + A2[2, 2]
+    x = (A2[0, 0] * u + A2[0, 1] * v + A2[0, 2]) / q2
+    y = (A2[1, 0] * u + A2[1, 1] * v + A2[1, 2]) / q2
     h, w = src.shape
-    inside = (x >= 0) & (y >= 0) & (x < w) & (y < h)
+    inside = (q1 > 0) & (q2 > 0) & (x >= 0) & (y >= 0) & (x < w) & (y < h)
     out = np.full(out_hw, fill, np.uint8)
     out[inside] = src[y[inside].astype(int), x[inside].astype(int)]
     edge = np.minimum(np.abs(x - np.round(x)), np.abs(y - np.round(y)))
@@ -224,8 +227,9 @@ def _mosaic_reference(tp, ds, indices, seed, epoch, sem=False):
     for j, rec in enumerate(recs):
         inner = interior[j]
         M = source_map(rec) @ rec["A1"]
-        cx = M[0, 0] * X + M[0, 1] * Y + M[0, 2]
-        cy = M[1, 0] * X + M[1, 1] * Y + M[1, 2]
+        cq = M[2, 0] * X + M[2, 1] * Y + M[2, 2]
+        cx = (M[0, 0] * X + M[0, 1] * Y + M[0, 2]) / cq
+        cy = (M[1, 0] * X + M[1, 1] * Y + M[1, 2]) / cq
         for q, (x0, y0, x1, y1) in enumerate(placements(sizes[partners[j]], centres[j], S)[0]):
             iq = int(partners[j, q])
             h, w = sizes[iq]
@@ -254,6 +258,7 @@ MOSAIC_PIPES = [
     Compose([Mosaic(48)]),
     Compose([Mosaic(48), RandomScale((0.8, 1.5)), Affine(rotate=10, translate=0.1, shear=5),
              HorizontalFlip()]),
+    Compose([Mosaic(48), RandomScale((0.8, 1.5)), Affine(rotate=10, perspective=0.003)]),
 ]  # fmt: skip
 
 

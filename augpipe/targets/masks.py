@@ -48,7 +48,7 @@ def _warp_affine(pad, stride, wmax, hmax, M, out):
 def _warp_general(pad, stride, wmax, hmax, x0, y0, A1, k, A2, out):
     """Any map: A1 (homogeneous), the radial lens, A2 (homogeneous) to a source edge
     coordinate, shifted into the padded buffer by (1 - x0, 1 - y0). A point the map cannot
-    place (behind a perspective horizon: NaN or infinite) takes the fill."""
+    place (behind a perspective horizon, w <= 0 in either stage, or NaN) takes the fill."""
     H, W = out.shape[0], out.shape[1]
     cx, cy = W * 0.5, H * 0.5
     inv_r2 = 1.0 / (cx * cx + cy * cy)
@@ -60,7 +60,8 @@ def _warp_general(pad, stride, wmax, hmax, x0, y0, A1, k, A2, out):
             u = A1[0, 0] * X + A1[0, 1] * Y + A1[0, 2]
             v = A1[1, 0] * X + A1[1, 1] * Y + A1[1, 2]
             q = A1[2, 0] * X + A1[2, 1] * Y + A1[2, 2]
-            if q != 1.0:
+            ok = q > 0.0  # as the image kernel (ops.fused._map_point): w <= 0 takes the fill
+            if q != 1.0 and ok:
                 u /= q
                 v /= q
             if k != 0.0:
@@ -70,12 +71,13 @@ def _warp_general(pad, stride, wmax, hmax, x0, y0, A1, k, A2, out):
             x = A2[0, 0] * u + A2[0, 1] * v + A2[0, 2]
             y = A2[1, 0] * u + A2[1, 1] * v + A2[1, 2]
             q = A2[2, 0] * u + A2[2, 1] * v + A2[2, 2]
-            if q != 1.0:
+            ok = ok and q > 0.0
+            if q != 1.0 and ok:
                 x /= q
                 y /= q
             x += 1.0 - x0
             y += 1.0 - y0
-            ok = x == x and y == y  # NaN: fill
+            ok = ok and x == x and y == y  # NaN: fill
             x = min(max(x, 0.0), wmax) if ok else 0.0
             y = min(max(y, 0.0), hmax) if ok else 0.0
             idx[ox] = np.int32(y) * stride + np.int32(x)

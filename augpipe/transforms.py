@@ -18,6 +18,7 @@ import numpy as np
 
 from augpipe.decode import DecodeError, load_region
 from augpipe.errors import ConfigError, ConfigTypeError, DatasetError, bad_param
+from augpipe.loader.repeat import decode_groups
 from augpipe.ops.affine import Affine
 from augpipe.ops.base import Op
 from augpipe.ops.batch.mixup import Mixup
@@ -309,19 +310,21 @@ class Compose:
         recs = self.sample_params(sizes, indices, seed, epoch)
         f = fields(recs)
         scales = min_scales(recs, self.output_shape[-3:-1])
-        # decode only each sample's source bounding box (JPEG records, region decode built)
+        # decode only each sample's source bounding box (JPEG records, region decode built);
+        # the repeats of a record in this batch (RepeatDataset) share one decode
         boxes = source_boxes(f, self.output_shape[-3:-1])
-        for j, i in enumerate(indices):
+        for members, scale, box, step in decode_groups(dataset, indices, scales, boxes):
+            i = int(indices[members[0]])
             try:
                 img, bgr, sc, off = load_region(
-                    dataset, int(i), float(scales[j]), boxes[j, :4], boxes[j, 4],
-                    self.fast_decode, reuse=True,
-                )  # fmt: skip
+                    dataset, i, float(scale), box, step, self.fast_decode, reuse=True
+                )
             except DecodeError as exc:
                 raise DatasetError(
-                    f"record {int(i)}: {exc}; re-pack the dataset "
+                    f"record {i}: {exc}; re-pack the dataset "
                     "(augpipe inspect --verify finds damaged records)"
                 ) from None
             if not img.flags.c_contiguous:
                 img = np.ascontiguousarray(img)
-            yield j, (img, bgr, sc, off, f)
+            for j in members:
+                yield j, (img, bgr, sc, off, f)

@@ -79,6 +79,37 @@ def pipeline(extra, size: int) -> T.Compose:
     return T.Compose([T.RandomResizedCrop(size), T.HorizontalFlip(), *ops])
 
 
+REP_SHARED = "standard, --aug-repeats 3, repeats in one batch: one decode per record"
+REP_ALONE = "standard, --aug-repeats 3, repeats in one batch: one decode per sample"
+
+
+def repeat_fns(ds, n: int, batch: int, pipe, out) -> dict:
+    """The standard pipeline on n samples, each record 3 times side by side (one rank), with the
+    shared decode (``augpipe.loader.repeat.decode_groups``) and with one decode per sample."""
+    import augpipe.transforms as tm
+    from augpipe.loader.repeat import RepeatDataset, decode_groups
+
+    rd = RepeatDataset(ds, 3)
+    order = (np.arange(3)[None, :] * len(ds) + np.arange(-(-n // 3))[:, None]).reshape(-1)[:n]
+
+    def alone(dataset, indices, scales, boxes):
+        return [([j], scales[j], boxes[j, :4], boxes[j, 4]) for j in range(len(indices))]
+
+    def run(groups):
+        def fn():
+            tm.decode_groups = groups
+            try:
+                for s in range(0, len(order), batch):
+                    b = order[s : s + batch]
+                    pipe.run_batch(rd, b, 0, 0, out[: len(b)])
+            finally:
+                tm.decode_groups = decode_groups
+
+        return fn
+
+    return {REP_SHARED: run(decode_groups), REP_ALONE: run(alone)}
+
+
 def mixup_rows(batch: int, size: int, repeats: int) -> dict[str, dict]:
     """Per-image cost of Mixup/CutMix (alpha 0.8 / 1.0, switch 0.5, elem mode)."""
     import torch
@@ -143,6 +174,7 @@ def main() -> int:
         return fn
 
     fns = {name: run(p) for name, p in pipes.items()}
+    fns.update(repeat_fns(ds, n, args.batch, pipes[STD], out))
     times: dict[str, list[float]] = {k: [] for k in fns}
     for rep in range(args.repeats + 1):  # interleaved; pass 0 (compilation, cache) discarded
         for name, fn in fns.items():
@@ -188,6 +220,7 @@ def main() -> int:
         lines.append(f"| {name} | {r['median']:,.0f} | {r['min']:,.0f}–{r['max']:,.0f} |")
     ra = rows["augpipe rand-m9-mstd0.5-inc1 (timm)"]["median"]
     ra_tv = rows["augpipe RandAugment(2, 9) (torchvision)"]["median"]
+    rep = rows[REP_SHARED]["median"] / rows[REP_ALONE]["median"]
     mix = {k: v["median"] for k, v in rows.items() if k.startswith("Mixup")}
     mix_cost = {k: std / v for k, v in mix.items()}  # share of the standard pipeline's time
     lines += [
@@ -198,6 +231,10 @@ def main() -> int:
         "Mixup/CutMix per image, as a share of the standard pipeline's per-image time: "
         + ", ".join(f"{k} {v:.1%}" for k, v in mix_cost.items())
         + " (the target, ≤ 5% of the Loader's throughput, is the table below).",
+        "",
+        f"Repeated augmentation, 3 repeats of each record side by side: one decode per record "
+        f"{rows[REP_SHARED]['median']:,.0f} images/s, one decode per sample "
+        f"{rows[REP_ALONE]['median']:,.0f} ({rep:.2f}×).",
         "",
         *(loader_markdown(loader, args.loader_workers) if loader else []),
         *([""] if loader else []),

@@ -10,6 +10,13 @@ record land on r different ranks, or in one batch on a single rank), then the fi
 ``N // 256 * 256 / world`` (timm's ``selected_round``; ``ceil(N / world)`` below 256 records):
 an epoch keeps about N samples in total. Pure function of (seed, epoch): resumable.
 
+Where the r repeats of a record land in one batch (one rank), the batch decodes the record once
+for them (``decode_groups``, used by ``Compose.run_batch``): the region that holds every
+repeat's crop, at their common DCT scale, then one render per repeat from it. A region decode
+gives the same pixels inside a sub-region as a decode of that sub-region alone, so the output
+is identical to decoding each repeat by itself; repeats whose crops need different DCT scales
+are decoded once per scale.
+
 >>> Loader(RepeatDataset(ShardDataset("train.packed"), 3), 256, pipe)
 """
 
@@ -20,6 +27,7 @@ import math
 import numpy as np
 
 from augpipe import rng
+from augpipe.decode import dct_factor
 from augpipe.errors import bad_param
 from augpipe.train.split import SubsetDataset
 
@@ -64,3 +72,25 @@ def repeat_order(n: int, r: int, seed: int, epoch: int, shuffle: bool, rank: int
     mine = virt[rank:total:world]
     selected = (n // 256 * 256) // world if n >= 256 else int(math.ceil(n / world))
     return mine[: max(selected, 1)]
+
+
+def decode_groups(dataset, indices: np.ndarray, scales: np.ndarray, boxes: np.ndarray):
+    """[(members, scale, box, step)]: which samples of a batch share one decode. ``scales``
+    (``min_scales``) and ``boxes`` (``source_boxes``: y0, y1, x0, x1, step) are per sample;
+    a group's box is the union of its members' and its step the largest. One group per sample
+    unless ``dataset`` repeats records (``RepeatDataset``); members in batch order."""
+    n = len(indices)
+    if getattr(dataset, "repeats", 1) <= 1 or n < 2:
+        return [([j], scales[j], boxes[j, :4], boxes[j, 4]) for j in range(n)]
+    records = np.asarray(dataset.indices)[indices]
+    groups: dict[tuple[int, int], list[int]] = {}
+    for j in range(n):
+        groups.setdefault((int(records[j]), dct_factor(float(scales[j]))), []).append(j)
+    out = []
+    for members in groups.values():
+        b = boxes[members]
+        real = b[(b[:, 1] > b[:, 0]) & (b[:, 3] > b[:, 2])]  # empty: a map outside the image
+        b = real if len(real) else b
+        box = np.array([b[:, 0].min(), b[:, 1].max(), b[:, 2].min(), b[:, 3].max()])
+        out.append((members, scales[members].min(), box, boxes[members, 4].max()))
+    return out

@@ -73,12 +73,34 @@ def uniform(seed: int, epoch: int, index, stream: int, low=0.0, high=1.0):
     return low + (high - low) * u
 
 
+def uniforms(seed: int, epoch: int, index, streams) -> np.ndarray:
+    """``uniform(seed, epoch, index, s)`` for each s in ``streams``, the same values, stacked
+    (len(streams), len(index)) from one vectorised pass: for small index arrays, where the
+    per-call cost dominates."""
+    idx = np.atleast_1d(np.asarray(index, dtype=np.uint64))
+    # _key's last step, vectorised over the streams (uint64 arithmetic wraps as & _U64 does)
+    g = int(_GOLDEN)
+    base = _mix_int(_mix_int((seed + g) & _U64) ^ (((epoch & _U64) * g + int(_M1)) & _U64))
+    keys = np.array([int(s) & _U64 for s in streams], dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        keys = np.uint64(base) ^ (keys * _M2 + _GOLDEN)
+        _mix_inplace(keys)
+        z = (idx * _GOLDEN)[None, :] ^ keys[:, None]
+    _mix_inplace(z)
+    return (z >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+
+
+def box_muller(u1, u2, mean=0.0, std=1.0):
+    """Gaussian floats from two arrays of uniforms (``normal``'s transform)."""
+    r = np.sqrt(-2.0 * np.log1p(-u1))  # 1-u1 in (0, 1]: log is finite
+    return mean + std * r * np.cos(2.0 * np.pi * u2)
+
+
 def normal(seed: int, epoch: int, index, stream: int, mean=0.0, std=1.0):
     """Gaussian floats by Box-Muller over two sub-streams of ``stream``."""
     u1 = uniform(seed, epoch, index, stream * 2 + 1)
     u2 = uniform(seed, epoch, index, stream * 2 + 2)
-    r = np.sqrt(-2.0 * np.log1p(-u1))  # 1-u1 in (0, 1]: log is finite
-    return mean + std * r * np.cos(2.0 * np.pi * u2)
+    return box_muller(u1, u2, mean, std)
 
 
 def bernoulli(seed: int, epoch: int, index, stream: int, p: float):

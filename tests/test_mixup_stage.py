@@ -121,3 +121,38 @@ def test_user_batch_ops_keep_their_order_around_the_worker_stage(tiny_packed):
         for b, ((x, t), (p, y)) in enumerate(zip(_batches(tiny_packed, late, w), plain)):
             want, wt = mix.run(p, y, 4, 0, b, 2)  # mixed in the worker, flipped in main
             assert np.array_equal(x, want[:, ::-1]) and np.array_equal(t, wt)
+
+
+def _gamma_one_try_at_a_time(seed, epoch, indices, stream, alpha):
+    """The sequential Marsaglia-Tsang loop, the reference for the vectorised first tries."""
+    from augpipe import rng
+
+    a = alpha + 1.0 if alpha < 1.0 else alpha
+    d = a - 1.0 / 3.0
+    c = 1.0 / np.sqrt(9.0 * d)
+    out, done = np.full(len(indices), d), np.zeros(len(indices), dtype=bool)
+    for t in range(16):
+        x = rng.normal(seed, epoch, indices, stream + 8 * t + 1)
+        u = rng.uniform(seed, epoch, indices, stream + 8 * t + 2)
+        v = (1.0 + c * x) ** 3
+        with np.errstate(invalid="ignore", divide="ignore"):
+            lv = np.log(np.where(v > 0, v, 1.0))
+            ok = (v > 0) & (np.log(np.maximum(u, 1e-300)) < 0.5 * x * x + d - d * v + d * lv)
+        out[ok & ~done] = d * v[ok & ~done]
+        done |= ok
+    if alpha < 1.0:
+        out = out * (1.0 - rng.uniform(seed, epoch, indices, stream + 7)) ** (1.0 / alpha)
+    return out
+
+
+@pytest.mark.parametrize("alpha", [0.05, 0.2, 0.8, 1.7, 4.0])
+def test_gamma_draws_equal_the_sequential_tries(alpha):
+    from augpipe import rng
+    from augpipe.ops.policies.vocab import gamma
+
+    for n, stream in ((1, 5), (7, 1 << 30), (400, 12345)):
+        idx = np.arange(n) * 3 + 1
+        want = _gamma_one_try_at_a_time(2, 3, idx, stream, alpha)
+        assert np.array_equal(gamma(2, 3, idx, stream, alpha), want)
+    u = rng.uniforms(4, 1, idx, [9, 1 << 40, 3])
+    assert np.array_equal(u, [rng.uniform(4, 1, idx, s) for s in (9, 1 << 40, 3)])

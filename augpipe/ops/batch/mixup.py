@@ -28,14 +28,13 @@ from augpipe import rng
 from augpipe.errors import bad_param
 from augpipe.ops.base import Op, number, positive_int, probability
 from augpipe.ops.batch.blend import mix_inplace
-from augpipe.ops.policies.vocab import gamma
+from augpipe.ops.policies.vocab import gammas
 
 MODES = ("batch", "pair", "elem")
 
 
 def _beta(seed, epoch, idx, stream, a):
-    x = gamma(seed, epoch, idx, stream, a)
-    y = gamma(seed, epoch, idx, stream + 1000, a)
+    x, y = gammas(seed, epoch, idx, [stream, stream + 1000], a)
     return x / (x + y)
 
 
@@ -99,31 +98,31 @@ class Mixup(Op):
         idx = np.arange(max(n, 1), dtype=np.int64)
         base = (rng.stream_id(pos, 0) << 24) + int(key) * 64  # 64 streams per batch
 
-        def u(k):
-            return rng.uniform(seed, epoch, idx, base + k)
+        uk = (0, 5, 6, 7, 8, 9)  # one vectorised pass for the uniforms the draw uses
+        u = dict(zip(uk, rng.uniforms(seed, epoch, idx, [base + k for k in uk])))
 
         mix_a, cut_a = self.mixup_alpha, self._cut_alpha
         if mix_a > 0 and cut_a > 0:
-            cut = u(0) < self.switch_prob
+            cut = u[0] < self.switch_prob
         else:
             cut = np.full(len(idx), cut_a > 0)
         lam_mix = _beta(seed, epoch, idx, base + 1, mix_a) if mix_a > 0 else np.ones(len(idx))
         lam_cut = _beta(seed, epoch, idx, base + 3, cut_a) if cut_a > 0 else np.ones(len(idx))
-        on = u(5) < self.prob
+        on = u[5] < self.prob
         lam = np.where(on, np.where(cut, lam_cut, lam_mix), 1.0)
         cut &= on & (lam < 1.0)
         H, W = hw
         if self.cutmix_minmax is not None:
             lo, hi = self.cutmix_minmax
-            ch = _randint(u(6), int(H * lo), int(H * hi))
-            cw = _randint(u(7), int(W * lo), int(W * hi))
-            y0 = _randint(u(8), 0, H - ch)
-            x0 = _randint(u(9), 0, W - cw)
+            ch = _randint(u[6], int(H * lo), int(H * hi))
+            cw = _randint(u[7], int(W * lo), int(W * hi))
+            y0 = _randint(u[8], 0, H - ch)
+            x0 = _randint(u[9], 0, W - cw)
             boxes = np.stack([y0, y0 + ch, x0, x0 + cw], axis=1)
         else:
             r = np.sqrt(1.0 - lam)
             ch, cw = (H * r).astype(np.int64), (W * r).astype(np.int64)
-            cy, cx = _randint(u(6), 0, H), _randint(u(7), 0, W)
+            cy, cx = _randint(u[6], 0, H), _randint(u[7], 0, W)
             y0, y1 = np.clip(cy - ch // 2, 0, H), np.clip(cy + ch // 2, 0, H)
             x0, x1 = np.clip(cx - cw // 2, 0, W), np.clip(cx + cw // 2, 0, W)
             boxes = np.stack([y0, y1, x0, x1], axis=1)

@@ -117,18 +117,39 @@ def weighted_choice(seed, epoch, indices, stream, weights) -> np.ndarray:
 
 
 def gamma(seed, epoch, indices, stream, alpha: float) -> np.ndarray:
-    """Gamma(alpha, 1) draws (Marsaglia-Tsang, 16 vectorised tries; alpha < 1 boosted)."""
-    n = len(indices)
+    """Gamma(alpha, 1) draws (Marsaglia-Tsang, 16 vectorised tries; alpha < 1 boosted).
+
+    Try t uses ``normal(stream + 8t + 1)`` and ``uniform(stream + 8t + 2)``."""
+    return gammas(seed, epoch, indices, [stream], alpha)[0]
+
+
+def gammas(seed, epoch, indices, streams, alpha: float) -> np.ndarray:
+    """``gamma`` for each stream of ``streams``, stacked (len(streams), len(indices)): the
+    first tries (nearly every sample accepts in them) of all the streams are drawn in one
+    ``rng.uniforms`` pass, later ones only while a sample is still open; the same values as
+    one stream at a time."""
+    S, n = len(streams), len(indices)
     if alpha == 1.0:
-        return -np.log1p(-rng.uniform(seed, epoch, indices, stream))
+        return -np.log1p(-rng.uniforms(seed, epoch, indices, streams))
     a = alpha + 1.0 if alpha < 1.0 else alpha
     d = a - 1.0 / 3.0
     c = 1.0 / np.sqrt(9.0 * d)
-    out = np.full(n, d)  # the mode, for the (vanishingly rare) sample no try accepts
-    done = np.zeros(n, dtype=bool)
+    out = np.full((S, n), d)  # the mode, for the (vanishingly rare) sample no try accepts
+    done = np.zeros((S, n), dtype=bool)
+    first = _FIRST_TRIES
+    per = [(s + 8 * t + 1) * 2 + k for s in streams for t in range(first) for k in (1, 2)]
+    per += [s + 8 * t + 2 for s in streams for t in range(first)]
+    per += [s + 7 for s in streams] if alpha < 1.0 else []
+    U = rng.uniforms(seed, epoch, indices, per)
+    k = S * first
+    xs = rng.box_muller(U[0 : 2 * k : 2], U[1 : 2 * k : 2]).reshape(S, first, n)
+    us = U[2 * k : 3 * k].reshape(S, first, n)
     for t in range(16):
-        x = rng.normal(seed, epoch, indices, stream + 8 * t + 1)
-        u = rng.uniform(seed, epoch, indices, stream + 8 * t + 2)
+        if t < first:
+            x, u = xs[:, t], us[:, t]
+        else:
+            x = np.stack([rng.normal(seed, epoch, indices, s + 8 * t + 1) for s in streams])
+            u = np.stack([rng.uniform(seed, epoch, indices, s + 8 * t + 2) for s in streams])
         v = (1.0 + c * x) ** 3
         with np.errstate(invalid="ignore", divide="ignore"):
             ok = (v > 0) & (np.log(np.maximum(u, 1e-300)) < 0.5 * x * x + d - d * v
@@ -139,6 +160,8 @@ def gamma(seed, epoch, indices, stream, alpha: float) -> np.ndarray:
         if done.all():  # later tries only fill samples not yet accepted: same values
             break
     if alpha < 1.0:
-        u = rng.uniform(seed, epoch, indices, stream + 7)
-        out = out * (1.0 - u) ** (1.0 / alpha)
+        out = out * (1.0 - U[3 * k :]) ** (1.0 / alpha)
     return out
+
+
+_FIRST_TRIES = 3

@@ -156,3 +156,13 @@ def test_gamma_draws_equal_the_sequential_tries(alpha):
         assert np.array_equal(gamma(2, 3, idx, stream, alpha), want)
     u = rng.uniforms(4, 1, idx, [9, 1 << 40, 3])
     assert np.array_equal(u, [rng.uniform(4, 1, idx, s) for s in (9, 1 << 40, 3)])
+
+
+def test_trainer_mixes_in_the_workers_on_the_cpu_and_on_the_gpu_after_the_copy():
+    from augpipe.train.config import TrainConfig
+    from augpipe.train.recipe import recipe_ops
+
+    for device, stage in (("cpu", "host"), ("cuda", "device")):
+        cfg = TrainConfig("x.packed", device=device, mixup=0.8, cutmix=1.0)
+        (op,) = [o for o in recipe_ops(cfg, 10) if isinstance(o, Mixup)]
+        assert op.stage == stage and op.num_classes == 10

@@ -43,6 +43,8 @@ def recipe_ops(cfg, num_classes: int) -> list:
                 mode=cfg.mixup_mode,
                 label_smoothing=cfg.label_smoothing,
                 num_classes=num_classes,
+                # on a GPU after the copy; on the CPU in the loader workers (uint8, in place)
+                stage="device" if getattr(cfg, "device", "cpu") == "cuda" else "host",
             )
         )
     return ops

@@ -168,3 +168,23 @@ def test_trainer_mixes_in_the_workers_on_the_cpu_and_on_the_gpu_after_the_copy()
         cfg = TrainConfig("x.packed", device=device, mixup=0.8, cutmix=1.0)
         (op,) = [o for o in recipe_ops(cfg, 10) if isinstance(o, Mixup)]
         assert op.stage == stage and op.num_classes == 10
+
+
+def _reference_targets(labels, lam, smoothing, C):
+    off = smoothing / C
+    y1 = np.full((len(labels), C), off, np.float32)
+    y1[np.arange(len(labels)), labels] = 1.0 - smoothing + off
+    lam = np.asarray(lam, np.float32)[:, None]
+    return y1 * lam + y1[::-1] * (1.0 - lam)
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1, 0.37])
+def test_soft_targets_equal_the_dense_formula_bit_for_bit(smoothing):
+    rng = np.random.default_rng(1)
+    for B, C in ((1, 3), (6, 2), (9, 1000), (64, 7)):
+        op = Mixup(0.8, 1.0, mode="elem", num_classes=C, label_smoothing=smoothing)
+        labels = rng.integers(0, C, B)
+        lam = np.where(rng.random(B) < 0.2, 1.0, rng.random(B)).astype(np.float32)
+        got = op.targets(labels, lam)
+        assert got.dtype == np.float32
+        assert np.array_equal(got, _reference_targets(labels, lam, smoothing, C))

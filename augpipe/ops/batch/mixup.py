@@ -139,16 +139,23 @@ class Mixup(Op):
         return lam[rep].astype(np.float32), cut[rep], boxes[rep]
 
     def targets(self, labels: np.ndarray, lam: np.ndarray) -> np.ndarray:
-        """Soft targets (B, classes), float32."""
+        """Soft targets (B, classes), float32: ``λ y + (1-λ) y'`` of the smoothed one-hot rows
+        of each sample and its partner, evaluated in float32 (the four values a row can hold,
+        written once each: no (B, classes) temporaries)."""
         labels = np.asarray(labels).astype(np.int64).reshape(-1)
-        C = int(self.num_classes)
-        off = self.label_smoothing / C
-        on = 1.0 - self.label_smoothing + off
-        y1 = np.full((len(labels), C), off, np.float32)
-        y1[np.arange(len(labels)), labels] = on
-        y2 = y1[::-1]
-        lam = np.asarray(lam, np.float32)[:, None]
-        return y1 * lam + y2 * (1.0 - lam)
+        B, C = len(labels), int(self.num_classes)
+        off = np.float32(self.label_smoothing / C)
+        on = np.float32(1.0 - self.label_smoothing + self.label_smoothing / C)
+        lam = np.asarray(lam, np.float32).reshape(-1)
+        w = np.float32(1.0) - lam
+        rows, other = np.arange(B), labels[::-1]
+        t = np.empty((B, C), np.float32)
+        t[:] = (off * lam + off * w)[:, None]  # neither label
+        t[rows, labels] = on * lam + off * w
+        t[rows, other] = off * lam + on * w
+        same = labels == other
+        t[rows[same], labels[same]] = (on * lam + on * w)[same]
+        return t
 
     def mix_inplace(self, images: np.ndarray, seed: int, epoch: int, key: int, pos: int):
         """The pixel half of ``run`` on a C-contiguous uint8 NHWC batch, in place (what a

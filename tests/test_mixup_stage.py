@@ -188,3 +188,15 @@ def test_soft_targets_equal_the_dense_formula_bit_for_bit(smoothing):
         got = op.targets(labels, lam)
         assert got.dtype == np.float32
         assert np.array_equal(got, _reference_targets(labels, lam, smoothing, C))
+
+
+def test_host_stage_with_torch_output(tiny_packed):
+    import torch
+
+    pipe = _pipe()
+    want = _batches(tiny_packed, pipe, 0)
+    with Loader(tiny_packed, 5, pipe, seed=4, workers=2, output="torch") as lo:
+        got = [(x.clone(), t.clone()) for x, t in lo]
+    for (x, t), (wx, wt) in zip(got, want, strict=True):
+        assert torch.equal(x.permute(0, 2, 3, 1), torch.from_numpy(wx))
+        assert torch.equal(t, torch.from_numpy(wt))

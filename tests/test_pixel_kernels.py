@@ -247,3 +247,28 @@ def test_erase_boxes_do_not_depend_on_the_batch():
         one = op.erase_box(idx[i : i + 1], 3, 1, 0, (24, 20))
         for k, v in one.items():
             assert np.array_equal(v[0], batch[k][i]), (i, k)
+
+
+def test_clip_canvas_fills_exactly_the_pixels_mapped_outside():
+    from augpipe.ops.policies import vocab as V
+
+    rng = np.random.default_rng(10)
+    fill = np.array([124, 116, 104], np.float32)
+    kinds = [V.ROTATE, V.SHEAR_X, V.SHEAR_Y, V.TRANSLATE_X, V.TRANSLATE_Y]
+    top = {V.ROTATE: 135.0, V.SHEAR_X: 1.0, V.SHEAR_Y: 1.0, V.TRANSLATE_X: 60, V.TRANSLATE_Y: 60}
+    for _ in range(80):
+        H, W = (int(v) for v in rng.integers(1, 50, 2))
+        k = rng.choice(kinds, 2)
+        v = np.array([rng.uniform(-top[c], top[c]) for c in k])
+        G = V.geometry(k[None], v[None], (H, W))[0]
+        img = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+        out = img.copy()
+        tile.clip_canvas(out, G, fill)
+        hx, hy = W / 2.0, H / 2.0
+        Y, X = np.mgrid[0:H, 0:W] + 0.5
+        X, Y = X - hx, Y - hy
+        u = G[0, 0] * X + G[0, 1] * Y + G[0, 2]
+        w = G[1, 0] * X + G[1, 1] * Y + G[1, 2]
+        outside = (u < -hx) | (u >= hx) | (w < -hy) | (w >= hy)
+        ref = np.where(outside[..., None], fill.astype(np.uint8), img)
+        assert np.array_equal(out, ref), (H, W, k, v)

@@ -34,7 +34,7 @@ PROGRAM_FIELDS = ("prog", "parg", "geo", "clip", "pfill", "ebox", "emode", "ecol
 # Numba's cache key of _render: the sources of the kernels it calls (see the module docstring)
 _KERNEL_SOURCES = ("kernels.py", "simd.py", "pixel/tile.py", "pixel/program.py",
                    "pixel/tables.py", "pixel/filters.py")  # fmt: skip
-_KERNELS_DIGEST = "07867dc4eb24a504"
+_KERNELS_DIGEST = "8d430d718aaf23f8"
 _GRID = 17  # the map's bounding box is taken over a 17 x 17 grid of output points
 
 

@@ -21,7 +21,7 @@ from numba import njit
 from augpipe.ops.pixel import filters as F
 from augpipe.ops.pixel import program as P
 from augpipe.ops.pixel import tables as T
-from augpipe.ops.pixel.filters import blend_u8
+from augpipe.ops.pixel.filters import blend_u8, copy_into
 from augpipe.ops.pixel.tables import autocontrast_lut, equalize_lut  # noqa: F401 (tests)
 
 # fastmath=False explicitly: a kernel without the option inherits its caller's (``_render`` is
@@ -166,7 +166,12 @@ def clip_canvas(tile, G, fill):
     linear constraints, then checked pixel-exactly at its ends."""
     H, W = tile.shape[0], tile.shape[1]
     hx, hy = W / 2.0, H / 2.0
-    f0, f1, f2 = np.uint8(fill[0]), np.uint8(fill[1]), np.uint8(fill[2])
+    rows = tile.reshape(H, 3 * W)
+    pattern = np.empty(3 * W, np.uint8)  # the fill colour, one row of it
+    for x in range(W):
+        pattern[3 * x] = np.uint8(fill[0])
+        pattern[3 * x + 1] = np.uint8(fill[1])
+        pattern[3 * x + 2] = np.uint8(fill[2])
     for y in range(H):
         Y = y + 0.5 - hy
         lo, hi = -np.inf, np.inf  # X range inside, from u and v in [-h, h)
@@ -193,14 +198,8 @@ def clip_canvas(tile, G, fill):
                 x1 += 1
         if x1 < x0:
             x0, x1 = W, W - 1  # nothing inside: fill the whole row
-        for x in range(x0):
-            tile[y, x, 0] = f0
-            tile[y, x, 1] = f1
-            tile[y, x, 2] = f2
-        for x in range(x1 + 1, W):
-            tile[y, x, 0] = f0
-            tile[y, x, 1] = f1
-            tile[y, x, 2] = f2
+        copy_into(rows[y, : 3 * x0], pattern[: 3 * x0])  # contiguous copies of the fill row
+        copy_into(rows[y, 3 * (x1 + 1) :], pattern[3 * (x1 + 1) :])
 
 
 @njit(**_K)

@@ -303,3 +303,25 @@ def test_policy_translation_takes_the_axis_kernel_with_the_same_result():
         ref = pipe.apply(img, b)
         assert np.abs(out.astype(int) - ref).max() <= 1
         assert np.all(out[:, 36 - min(int(abs(t)), 36) :] == 9) if t > 0 else True
+
+
+def test_torchvision_slot_table_equals_the_per_sample_rules():
+    # _slot looks the arguments up in a table of every op at every bin: the same floats as
+    # applying torchvision's rules to each sample alone
+    rng = np.random.default_rng(4)
+    enhance = (V.step(P.BRIGHTNESS), V.step(P.COLOR), V.CONTRAST_TV, V.step(P.SHARPNESS))
+    for names, wide in ((TV.RANDAUGMENT_OPS, False), (TV.RANDAUGMENT_OPS, True),
+                        (tuple(TV._SPACE), False)):  # fmt: skip
+        n, bins = 120, int(rng.integers(2, 40))
+        which, idx = rng.integers(0, len(names), n), rng.integers(0, bins, n)
+        neg = rng.random(n) < 0.5
+        kinds, values = TV._slot(names, which, idx, neg, bins, (200, 150), wide)
+        for s in range(n):
+            kind, _, signed = TV._SPACE[names[which[s]]]
+            v = TV._value(names[which[s]], idx[s : s + 1], bins, (200, 150), wide)[0]
+            v = -v if signed and neg[s] else v
+            if kind in (V.TRANSLATE_X, V.TRANSLATE_Y):
+                v = -np.trunc(v)
+            if kind in enhance:
+                v = 1.0 + v
+            assert kinds[s] == kind and values[s] == v, (names[which[s]], idx[s], neg[s])

@@ -66,27 +66,34 @@ def _value(name: str, i: np.ndarray, bins: int, out_hw, wide: bool) -> np.ndarra
     return top * frac
 
 
+_ENHANCE = (V.step(P.BRIGHTNESS), V.step(P.COLOR), V.CONTRAST_TV, V.step(P.SHARPNESS))
+_SHIFT = (V.TRANSLATE_X, V.TRANSLATE_Y)
+
+
+def _final(kind: int, v: np.ndarray) -> np.ndarray:
+    """The signed bin value as the op's argument."""
+    if kind in _SHIFT:
+        v = -np.trunc(v)  # int(magnitude) pixels; translate=[t, 0] moves content by +t: the
+        # inverse map reads x - t
+    if kind in _ENHANCE:
+        v = 1.0 + v
+    return v
+
+
 def _slot(names, which, mag_idx, neg, bins, out_hw, wide):
-    """(kinds, values) of op ``which`` at bin ``mag_idx`` (torchvision's argument rules)."""
-    n = len(which)
-    kinds = np.zeros(n, np.int64)
-    values = np.zeros(n)
+    """(kinds, values) of op ``which`` at bin ``mag_idx`` (torchvision's argument rules): a
+    table of every op's argument at every bin drawn, with either sign, then one lookup."""
+    top = int(np.max(mag_idx)) + 1 if len(mag_idx) else 1
+    b = np.arange(top)
+    kinds = np.zeros(len(names), np.int64)
+    pos = np.zeros((len(names), top))
+    negv = np.zeros((len(names), top))
     for i, name in enumerate(names):
-        sel = which == i
-        if not np.any(sel):
-            continue
         kind, _, signed = _SPACE[name]
-        v = _value(name, mag_idx[sel], bins, out_hw, wide)
-        if signed:
-            v = np.where(neg[sel], -v, v)
-        if kind in (V.TRANSLATE_X, V.TRANSLATE_Y):
-            v = np.trunc(v)  # int(magnitude) pixels
-        if kind in (V.step(P.BRIGHTNESS), V.step(P.COLOR), V.CONTRAST_TV, V.step(P.SHARPNESS)):
-            v = 1.0 + v
-        if kind in (V.TRANSLATE_X, V.TRANSLATE_Y):
-            v = -v  # translate=[t, 0] moves content by +t: the inverse map reads x - t
-        kinds[sel], values[sel] = kind, v
-    return kinds, values
+        v = _value(name, b, bins, out_hw, wide)
+        kinds[i], pos[i] = kind, _final(kind, v)
+        negv[i] = _final(kind, -v) if signed else pos[i]
+    return kinds[which], np.where(neg, negv[which, mag_idx], pos[which, mag_idx])
 
 
 def _int(name: str, value, lo: int, hi: int | None = None) -> int:

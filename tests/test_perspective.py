@@ -279,3 +279,12 @@ def test_loader_batches_with_perspective_are_the_same_for_any_workers(tmp_path):
         for key in ta:
             np.testing.assert_array_equal(ta[key], tb[key])
     assert any(len(t["boxes"]) for _, t in runs[0])
+
+
+def test_min_scales_take_each_records_own_frame():
+    pipe = T.Compose([T.CenterCrop((40, 52)), T.RandomPerspective(0.6, p=1.0)])
+    recs = pipe.sample_params([SRC] * 3, np.arange(3))
+    hw = np.array([[40, 52], [20, 30], [64, 64]])
+    each = [min_scales(recs[j : j + 1], tuple(hw[j]))[0] for j in range(3)]
+    np.testing.assert_array_equal(min_scales(recs, hw), each)
+    assert (min_scales(recs) == 1.0).all()  # no frame given: decode perspective maps at full size

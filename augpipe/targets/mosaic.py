@@ -229,7 +229,9 @@ def run_mosaic(tp, dataset, indices, seed: int, epoch: int, out, sem_out=None) -
         sems[...] = 255
     maps = [source_map(rec) @ np.asarray(rec["A1"], np.float64) for rec in recs]  # -> canvas
     f = fields(sub) if len(sub) else None
-    scales = min_scales(sub) if len(sub) else None
+    fr = tiles["frame"]  # a perspective map's DCT scale is taken over each tile's sub-frame
+    hw = np.maximum(np.stack([fr[:, 3] - fr[:, 1], fr[:, 2] - fr[:, 0]], axis=1), 1)
+    scales = min_scales(sub, hw) if len(sub) else None
     scratch = _Scratch()
     parts: list[list] = [[] for _ in range(n)]
     for t in range(len(sub)):

@@ -11,12 +11,14 @@ min_visibility 0.1. Each image gets ``--boxes`` random boxes (seeded by its posi
 mask rows add a semantic mask (the boxes painted with their class). augpipe packs the photos
 (``--keep-jpeg``) with the boxes as COCO JSON and times ``TargetPipeline.run_batch`` (JPEG
 decode from the shard + the fused warp + targets) in this process on one core; the peer
-(``peers/tv``) decodes the same JPEG files with cv2 and runs Albumentations, one core. Not
-measured by augpipe alone: Mosaic(640) + ultralytics' RandomPerspective (RandomScale +
-Affine with its perspective term, 0.0005) + flip + HSV, against the single-image pipeline's
-cost. Results go to bench/RESULTS.md ("Detection
-speed") unless --no-write; --quick runs a few images once to check that everything works,
-and checks the outputs (row-run masks, mask values, Mosaic boxes in the frame).
+(``peers/tv``) decodes the same JPEG files with cv2 and runs Albumentations, one core. The
+Mosaic rows: Mosaic(640) + ultralytics' RandomPerspective (RandomScale + Affine with its
+perspective term, 0.0005) + flip + HSV, against the single-image pipeline's cost; the peer's
+is Albumentations' Mosaic (2 x 2, "contain", the next three photos as partners, each
+decoded) + Affine + Perspective(0.02-0.05) + flip + HSV. Results go to bench/RESULTS.md
+("Detection speed") unless --no-write; --quick runs a few images once to check that
+everything works, and checks the outputs (row-run masks, mask values, Mosaic boxes in the
+frame).
 """
 
 from __future__ import annotations

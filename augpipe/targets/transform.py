@@ -3,13 +3,13 @@
 Boxes come from the instance's shape when it has one: the transformed polygon, clipped to the
 frame (or the warped RLE mask); otherwise from the transformed box outline (``box_rule``
 ``"corners"``, conservative: it contains the object's box, or ``"ellipse"``: the inscribed
-ellipse, tighter under rotation). When the map is not affine (lens, perspective) every edge is
-subdivided before mapping, so curved edges are followed. The filters run once, on the result
-of the whole map: a box is dropped when its area inside the frame is zero or below
-``min_area``, when that area over the transformed box's full area is below ``min_visibility``,
-when a side is shorter than ``min_wh``, or when its aspect (long / short side) exceeds
-``max_aspect``. Keypoints that leave the frame get v = 0; a mirroring map swaps them through
-``flip_idx``.
+ellipse, tighter under rotation). Under a lens every edge is subdivided before mapping, so
+curved edges are followed (affine and perspective maps keep edges straight: vertices
+suffice). The filters run once, on the result of the whole map: a box is dropped when its
+area inside the frame is zero or below ``min_area``, when that area over the transformed
+box's full area is below ``min_visibility``, when a side is shorter than ``min_wh``, or when
+its aspect (long / short side) exceeds ``max_aspect``. Keypoints that leave the frame get
+v = 0; a mirroring map swaps them through ``flip_idx``.
 
 >>> opts = TargetOptions(min_visibility=0.3)
 >>> out = transform(dataset.targets(7), rec, (640, 640), opts, flip_idx)
@@ -24,7 +24,7 @@ import numpy as np
 
 from augpipe.errors import bad_param
 from augpipe.targets.core import IGNORE, Targets
-from augpipe.targets.forward import forward, is_affine, mirrors
+from augpipe.targets.forward import forward, mirrors
 from augpipe.targets.masks import mask_box, warp_nearest
 
 _SUBDIV = 8  # points per edge when the map bends straight lines
@@ -120,8 +120,9 @@ def transform(t: Targets, rec, out_hw, opts: TargetOptions = TargetOptions(), fl
     instances that have one (None for the others); ``semantic`` is warped with fill 255, into
     ``semantic_out`` (H, W) uint8 when given (a batch slot)."""
     H, W = (int(v) for v in out_hw)
-    affine = is_affine(rec, crop)
-    sub = 1 if affine else _SUBDIV
+    # only a lens bends straight lines: under an affine or perspective map (in front of its
+    # horizon) a segment's image is the segment between its ends' images, so vertices suffice
+    sub = 1 if float(rec["k"]) == 0.0 else _SUBDIV
     m = len(t)
     full = np.zeros((m, 4))
     vis = np.zeros((m, 4))

@@ -39,6 +39,11 @@ MAGIC = b"APT1"
 HEAD = struct.Struct("<4sIIIIIII")
 
 
+_DTYPES = tuple(np.dtype(d) for d in ("<f4", "<i4", "u1", "<f4", "<i4", "<i4", "<f4", "<i4",
+                                       "<u4", "u1"))  # fmt: skip
+_EMPTY = {d.str: np.frombuffer(b"", d) for d in _DTYPES}  # read-only, as the block's views
+
+
 class TargetsBlockError(ValueError):
     """A targets block that does not parse (damaged record)."""
 
@@ -98,19 +103,22 @@ def decode(block, size: tuple[int, int], check_crc: bool = False,
         raise TargetsBlockError("targets block CRC32 mismatch (bytes changed since packing)")
     off = HEAD.size
     arrays = []
-    for n, dt in zip(sizes, ("<f4", "<i4", "u1", "<f4", "<i4", "<i4", "<f4", "<i4", "<u4", "u1")):
-        arrays.append(np.frombuffer(view, dt, n // np.dtype(dt).itemsize, off))
+    for n, dt in zip(sizes, _DTYPES):  # (absent fields: one shared empty array each)
+        arrays.append(np.frombuffer(view, dt, n // dt.itemsize, off) if n else _EMPTY[dt.str])
         off += n
     boxes, labels, flags, kp, rinst, rstart, verts, rlestart, counts, sem = arrays
     if r and (rstart[0] != 0 or rstart[-1] != p or np.any(np.diff(rstart) < 0)
               or rinst.min() < 0 or rinst.max() >= m):  # fmt: skip
         raise TargetsBlockError("targets block polygon index is inconsistent")
-    if rlestart[0] != 0 or rlestart[-1] != c or np.any(np.diff(rlestart) < 0):
-        raise TargetsBlockError("targets block RLE index is inconsistent")
-    rle = [
-        None if rlestart[j] == rlestart[j + 1] else counts[rlestart[j] : rlestart[j + 1]]
-        for j in range(m)
-    ]
+    if c == 0:  # no instance has a mask: every start is 0
+        if rlestart.any():
+            raise TargetsBlockError("targets block RLE index is inconsistent")
+        rle = [None] * m
+    else:
+        if rlestart[0] != 0 or rlestart[-1] != c or np.any(np.diff(rlestart) < 0):
+            raise TargetsBlockError("targets block RLE index is inconsistent")
+        st = rlestart.tolist()
+        rle = [None if st[j] == st[j + 1] else counts[st[j] : st[j + 1]] for j in range(m)]
     semantic = None
     if s:
         try:

@@ -69,11 +69,14 @@ class DecodeError(Exception):
     """A payload that does not decode; the caller names the record."""
 
 
-def dct_factor(scale: float) -> int:
-    """The largest d in (8, 4, 2, 1) with ``scale / d >= 1``: ``scale`` is the smallest number of
-    full-size source pixels per output pixel over the sample's crops."""
+def dct_factor(scale: float, slack: float = 1.0) -> int:
+    """The largest d in (8, 4, 2, 1) with ``scale / d >= slack``: ``scale`` is the smallest
+    number of full-size source pixels per output pixel over the sample's crops. ``slack`` < 1
+    (``Compose(dct_slack=...)``, 0.5..1) lets the decoded crop be up to 1/slack times smaller
+    than the output (the fused kernel then upsamples it a little; docs/transforms.md: the
+    measured cost in PSNR)."""
     for d in (8, 4, 2):
-        if scale >= d:
+        if scale >= d * slack:
             return d
     return 1
 
@@ -92,7 +95,7 @@ def decode_jpeg(buf, factor: int = 1, fast: bool = True) -> tuple[np.ndarray, bo
     return img, True
 
 
-def load(dataset, i: int, scale: float = 1.0, fast: bool = True):
+def load(dataset, i: int, scale: float = 1.0, fast: bool = True, slack: float = 1.0):
     """Record ``i`` as (image, is_bgr, (sy, sx)): (sy, sx) = full-size / returned coordinates."""
     h, w = (int(v) for v in dataset.sizes[i])
     if dataset.encoding == "raw":
@@ -100,7 +103,7 @@ def load(dataset, i: int, scale: float = 1.0, fast: bool = True):
         if img.shape[2] != 3:
             raise DecodeError(f"raw record has {img.shape[2]} channels, expected 3")
         return img, False, (1.0, 1.0)
-    d = dct_factor(scale)
+    d = dct_factor(scale, slack)
     img, bgr = decode_jpeg(dataset.raw(i), d, fast)
     dh, dw = img.shape[:2]
     if (dh, dw) == (-(-h // d), -(-w // d)):
@@ -120,7 +123,7 @@ def _buffer(nbytes: int) -> bytearray:
 
 
 def load_region(dataset, i: int, scale: float, box, step: float = 1.0, fast: bool = True,
-                reuse: bool = False):  # fmt: skip
+                reuse: bool = False, slack: float = 1.0):  # fmt: skip
     """Record ``i`` as (image, is_bgr, (sy, sx), (oy, ox)): only the part inside ``box``.
 
     ``box`` = (y0, y1, x0, x1): the source bounding box of the sample's maps in full-size edge
@@ -130,11 +133,14 @@ def load_region(dataset, i: int, scale: float, box, step: float = 1.0, fast: boo
     full-size edge coordinate c maps to c / s - o. Without the extension, or for raw records
     and JPEGs the extension rejects, this is ``load`` with offset (0, 0). ``reuse``: decode
     into a per-thread buffer that the next ``reuse`` call overwrites (no allocation per image).
+    ``slack``: ``dct_factor``'s (with slack >= 0.5 the warp kernel's padding in ``box``, sized
+    for the factor without it, still covers what it reads: at most 2 ``step`` >= 1 decoded pixel
+    where it would read 1).
     """
     if not REGION_DECODE or dataset.encoding != "jpeg":
-        return (*load(dataset, i, scale, fast), (0.0, 0.0))
+        return (*load(dataset, i, scale, fast, slack), (0.0, 0.0))
     h, w = (int(v) for v in dataset.sizes[i])
-    d = dct_factor(scale)
+    d = dct_factor(scale, slack)
     hd, wd = -(-h // d), -(-w // d)
     # box-filter blocks (factor f) overhang the box by f - 1 pixels, bilinear sampling reads 1
     # pixel past the box's edge pixels, and with fancy upsampling (fast=False) a cropped band's
@@ -154,9 +160,9 @@ def load_region(dataset, i: int, scale: float, box, step: float = 1.0, fast: boo
             dataset.raw(i), y0, y1, x0, x1, d, out, fast, not fast
         )
     except ValueError:  # CMYK, 12-bit, damaged data ...: the full decoders decide
-        return (*load(dataset, i, scale, fast), (0.0, 0.0))
+        return (*load(dataset, i, scale, fast, slack), (0.0, 0.0))
     if oy != y0 or rh != y1 - y0 or ox > x0 or ox + rw < x1:
         # the JPEG is smaller than its stored size says: decode it whole, map by the sizes
-        return (*load(dataset, i, scale, fast), (0.0, 0.0))
+        return (*load(dataset, i, scale, fast, slack), (0.0, 0.0))
     img = np.frombuffer(data, np.uint8, rh * rw * 3).reshape(rh, rw, 3)
     return img, False, (float(d), float(d)), (float(oy), float(ox))

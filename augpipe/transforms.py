@@ -132,7 +132,8 @@ class Compose:
     after the fused pass.
     """
 
-    def __init__(self, ops, fill: int | None = None, fast_decode: bool = True):
+    def __init__(self, ops, fill: int | None = None, fast_decode: bool = True,
+                 dct_slack: float = 1.0):  # fmt: skip
         if isinstance(ops, Op):
             ops = [ops]
         if not isinstance(ops, (list, tuple)):
@@ -180,6 +181,12 @@ class Compose:
         self.batch_ops = [(p, op) for p, op in enumerate(ops) if op.kind == "batch"]
         self.ops = list(ops)
         self.fast_decode = bool(fast_decode)
+        # DCT-scaled decode while the crop keeps >= dct_slack decoded pixels per output pixel
+        # (augpipe.decode.dct_factor; docs/transforms.md: the rule and its measured PSNR)
+        if isinstance(dct_slack, bool) or not isinstance(dct_slack, (int, float)) or not (
+                0.5 <= dct_slack <= 1.0):  # fmt: skip
+            raise bad_param("dct_slack", "a number in 0.5..1 (1: the exact rule)", dct_slack)
+        self.dct_slack = float(dct_slack)
         self._size_op = next((op for op in ops if op.kind == "size"), None)
         # default fill: the sizing op's own (Letterbox, Mosaic: 114), else RandomPerspective's
         # own when given, else 0
@@ -235,7 +242,8 @@ class Compose:
     def bind(self, dataset) -> Compose:
         """A copy with dataset statistics resolved (PCALighting) and the config checked."""
         ops = [op.bind(dataset) if hasattr(op, "bind") else op for op in self.ops]
-        bound = Compose(ops, fill=self.fill, fast_decode=self.fast_decode)
+        bound = Compose(ops, fill=self.fill, fast_decode=self.fast_decode,
+                        dct_slack=self.dct_slack)  # fmt: skip
         if bound._size_op is None:
             sizes = np.asarray(dataset.sizes)
             if len(sizes) and np.any(sizes != sizes[0]):
@@ -313,12 +321,14 @@ class Compose:
         # decode only each sample's source bounding box (JPEG records, region decode built);
         # the repeats of a record in this batch (RepeatDataset) share one decode
         boxes = source_boxes(f, self.output_shape[-3:-1])
-        for members, scale, box, step in decode_groups(dataset, indices, scales, boxes):
+        for members, scale, box, step in decode_groups(dataset, indices, scales, boxes,
+                                                       self.dct_slack):  # fmt: skip
             i = int(indices[members[0]])
             try:
                 img, bgr, sc, off = load_region(
-                    dataset, i, float(scale), box, step, self.fast_decode, reuse=True
-                )
+                    dataset, i, float(scale), box, step, self.fast_decode, reuse=True,
+                    slack=self.dct_slack,
+                )  # fmt: skip
             except DecodeError as exc:
                 raise DatasetError(
                     f"record {i}: {exc}; re-pack the dataset "

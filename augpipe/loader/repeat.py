@@ -74,7 +74,8 @@ def repeat_order(n: int, r: int, seed: int, epoch: int, shuffle: bool, rank: int
     return mine[: max(selected, 1)]
 
 
-def decode_groups(dataset, indices: np.ndarray, scales: np.ndarray, boxes: np.ndarray):
+def decode_groups(dataset, indices: np.ndarray, scales: np.ndarray, boxes: np.ndarray,
+                  slack: float = 1.0):  # fmt: skip
     """[(members, scale, box, step)]: which samples of a batch share one decode. ``scales``
     (``min_scales``) and ``boxes`` (``source_boxes``: y0, y1, x0, x1, step) are per sample;
     a group's box is the union of its members' and its step the largest. One group per sample
@@ -85,7 +86,7 @@ def decode_groups(dataset, indices: np.ndarray, scales: np.ndarray, boxes: np.nd
     records = np.asarray(dataset.indices)[indices]
     groups: dict[tuple[int, int], list[int]] = {}
     for j in range(n):
-        groups.setdefault((int(records[j]), dct_factor(float(scales[j]))), []).append(j)
+        groups.setdefault((int(records[j]), dct_factor(float(scales[j]), slack)), []).append(j)
     out = []
     for members in groups.values():
         b = boxes[members]

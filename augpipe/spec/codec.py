@@ -28,7 +28,7 @@ from augpipe.spec.registry import op_class, op_name
 
 FORMAT = "augpipe.pipeline"
 FORMAT_VERSION = 1
-_TOP_KEYS = ("format", "version", "fill", "fast_decode", "ops")
+_TOP_KEYS = ("format", "version", "fill", "fast_decode", "dct_slack", "ops")
 
 
 # ----------------------------------------------------------------------------- encoding
@@ -81,6 +81,8 @@ def pipeline_to_dict(pipe) -> dict:
         "version": FORMAT_VERSION,
         "fill": int(pipe.fill),
         "fast_decode": bool(pipe.fast_decode),
+        # written only when set: the JSON of a pipeline without it is what it always was
+        **({"dct_slack": pipe.dct_slack} if getattr(pipe, "dct_slack", 1.0) != 1.0 else {}),
         "ops": [encode_op(op, f"ops[{i}]") for i, op in enumerate(pipe.ops)],
     }
 
@@ -247,6 +249,9 @@ def decode_pipeline(d, where: str = "pipeline") -> dict:
     fast_decode = d.get("fast_decode", True)
     if not isinstance(fast_decode, bool):
         raise ConfigError(f"{where}: fast_decode: expected true or false, got {fast_decode!r}")
+    slack = d.get("dct_slack", 1.0)
+    if isinstance(slack, bool) or not isinstance(slack, (int, float)) or not 0.5 <= slack <= 1:
+        raise ConfigError(f"{where}: dct_slack: expected a number in 0.5..1, got {slack!r}")
     ops = d.get("ops")
     if not isinstance(ops, list):
         raise ConfigError(f"{where}: ops: expected a list of op objects, got {ops!r}")
@@ -254,4 +259,5 @@ def decode_pipeline(d, where: str = "pipeline") -> dict:
         "ops": [decode_op(op, f"{where}: ops[{i}]") for i, op in enumerate(ops)],
         "fill": fill,
         "fast_decode": fast_decode,
+        "dct_slack": float(slack),
     }

@@ -45,7 +45,8 @@ def train_pipeline(res: int, min_scale: float = 0.08, flip: bool = True, spec=No
             return pipe
         # the recipe's fused ops go before the file's user ops (those run after the fused pass)
         ops = sorted([*pipe.ops, *extra], key=lambda op: op.kind in ("sample", "batch"))
-        return type(pipe)(ops, fill=pipe.fill, fast_decode=pipe.fast_decode)
+        return type(pipe)(ops, fill=pipe.fill, fast_decode=pipe.fast_decode,
+                          dct_slack=getattr(pipe, "dct_slack", 1.0))  # fmt: skip
     from augpipe.transforms import Compose, HorizontalFlip, RandomResizedCrop
 
     ops = [RandomResizedCrop(res, scale=(min_scale, 1.0))]

@@ -27,8 +27,9 @@ OPS = [
     [T.TenCrop(48)],
     [T.ScaleJitter(48, short_side=(60, 120)), T.Affine(rotate=20, shear=5, translate=0.1)],
     [T.RandomResizedCrop(40), T.LensDistortion((-0.2, 0.2)), T.ColorJitter(0.4, 0.4, 0.4)],
+    [T.ScaleJitter(40, short_side=(50, 100)), T.RandomPerspective(0.3, p=1.0)],
 ]
-IDS = ["rrc64", "rrc24", "center", "tencrop", "jitter-affine", "lens-colour"]
+IDS = ["rrc64", "rrc24", "center", "tencrop", "jitter-affine", "lens-colour", "perspective"]
 
 
 def _dataset():
@@ -80,7 +81,8 @@ def test_slack_moves_samples_within_the_bound_and_region_equals_whole(ops, monke
     b, c, e = np.empty_like(a), np.empty_like(a), np.empty_like(a)
     moved = 0
     for seed in range(6):
-        scales = min_scales(exact.sample_params(ds.sizes[idx], idx, seed, 0))
+        recs = exact.sample_params(ds.sizes[idx], idx, seed, 0)
+        scales = min_scales(recs, exact.output_shape[-3:-1])  # as the decode picks them
         rows = [decode.dct_factor(s, 0.8) != decode.dct_factor(s) for s in scales]
         moved += sum(rows)
         exact.run_batch(ds, idx, seed, 0, a)

@@ -99,3 +99,29 @@ def test_slack_moves_samples_within_the_bound_and_region_equals_whole(ops, monke
         assert diff.max() <= 1 and (diff > 0).mean() < 5e-3
     if ops[0].__class__ is not T.TenCrop:  # (ten crops of one image: rarely a scale to move)
         assert moved > 0
+
+
+def test_repeats_share_a_decode_under_the_slack_with_the_same_bits(tmp_path, monkeypatch):
+    """RepeatDataset: the repeats of a record in a batch share one decode, grouped by the
+    factor the slack picks, with the bits of one decode per sample."""
+    import augpipe.transforms as transforms_mod
+    from augpipe import pack
+    from augpipe.format.dataset import ShardDataset
+    from augpipe.loader import repeat
+    from augpipe.synth import make_image_folder
+
+    make_image_folder(tmp_path / "img", n_classes=2, per_class=5, min_side=120, max_side=260,
+                      seed=4)  # fmt: skip
+    pack(tmp_path / "img", tmp_path / "img.packed", progress=False)
+    ds = repeat.RepeatDataset(ShardDataset(tmp_path / "img.packed"), 3)
+    pipe = T.Compose([T.RandomResizedCrop(40), T.HorizontalFlip()], dct_slack=0.6).bind(ds)
+    order = repeat.repeat_order(ds.n_base, 3, 1, 0, True, 0, 1)
+    shared, alone = (np.empty((len(order), 40, 40, 3), np.uint8) for _ in range(2))
+    for epoch in range(3):
+        pipe.run_batch(ds, order, 1, epoch, shared)
+        monkeypatch.setattr(transforms_mod, "decode_groups",
+                            lambda d, i, s, b, slack=1.0: [([j], s[j], b[j, :4], b[j, 4])
+                                                           for j in range(len(i))])  # fmt: skip
+        pipe.run_batch(ds, order, 1, epoch, alone)
+        monkeypatch.setattr(transforms_mod, "decode_groups", repeat.decode_groups)
+        np.testing.assert_array_equal(shared, alone)

@@ -26,7 +26,7 @@ def photos_packed(tmp_path_factory):
     return root / "img.packed"
 
 
-def _one_per_sample(dataset, indices, scales, boxes):
+def _one_per_sample(dataset, indices, scales, boxes, slack=1.0):
     return [([j], scales[j], boxes[j, :4], boxes[j, 4]) for j in range(len(indices))]
 
 

@@ -10,7 +10,7 @@ from augpipe import transforms as T
 from augpipe.errors import ConfigError
 from augpipe.ops.fused import _map_point, fields, source_boxes
 from augpipe.ops.params import min_scales
-from augpipe.ops.perspective import perspective_coeffs
+from augpipe.ops.perspective import perspective_coeffs, perspective_maps
 from augpipe.targets.core import Targets
 from augpipe.targets.forward import forward
 from augpipe.targets.masks import fill_polygon, mask_box, warp_nearest
@@ -288,3 +288,37 @@ def test_min_scales_take_each_records_own_frame():
     each = [min_scales(recs[j : j + 1], tuple(hw[j]))[0] for j in range(3)]
     np.testing.assert_array_equal(min_scales(recs, hw), each)
     assert (min_scales(recs) == 1.0).all()  # no frame given: decode perspective maps at full size
+
+
+def test_degenerate_frames_and_corner_draws_keep_the_identity():
+    # a frame one pixel high or wide has no perspective map (the 8x8 solve is singular there)
+    for hw in ((1, 4), (4, 1), (1, 1)):
+        m = T.RandomPerspective(1.0, p=1.0).matrices(np.arange(40), 0, 0, 0, hw)
+        assert np.array_equal(m, np.tile(np.eye(3), (40, 1, 1)))
+    # at distortion 1, two corners can meet (odd sides): those samples keep the identity,
+    # all others get a finite map
+    op = T.RandomPerspective(1.0, p=1.0)
+    start, end = op.corners(np.arange(4000), 5, 0, 0, (5, 5))
+    met = np.array([len({tuple(c) for c in q}) < 4 for q in end])
+    assert met.any()  # the case occurs in this draw
+    m = op.matrices(np.arange(4000), 5, 0, 0, (5, 5))
+    assert np.isfinite(m).all()
+    assert np.array_equal(m[met], np.tile(np.eye(3), (int(met.sum()), 1, 1)))
+    img = _smooth(1, 4)
+    pipe = T.Compose([T.RandomPerspective(0.8, p=1.0)])
+    assert np.array_equal(pipe(img, index=0, seed=0), img)
+
+
+def test_maps_where_torchvisions_system_is_singular():
+    # the moved corners' origin maps to infinity: the 8-coefficient system has no solution
+    start = np.array([[[0, 0], [4, 0], [4, 4], [0, 4]]], np.float64)
+    end = np.array([[[2, 0], [4, 0], [4, 4], [2, 2]]], np.float64)
+    with pytest.raises(np.linalg.LinAlgError):
+        perspective_coeffs(start, end)
+    M = perspective_maps(start, end)[0]
+    p = np.concatenate([end[0], np.ones((4, 1))], axis=1) @ M.T
+    np.testing.assert_allclose(p[:, :2] / p[:, 2:], start[0], atol=1e-9)
+    # elsewhere the same map as the 8-coefficient solve
+    e2 = np.array([[[1, 1], [3, 0], [4, 3], [0, 4]]], np.float64)
+    c = perspective_coeffs(start, e2)[0]
+    np.testing.assert_allclose(perspective_maps(start, e2)[0], np.append(c, 1).reshape(3, 3))

@@ -21,10 +21,7 @@ from augpipe.ops.base import Op, number, probability
 from augpipe.ops.detection.letterbox import check_fill
 
 
-def perspective_coeffs(start: np.ndarray, end: np.ndarray) -> np.ndarray:
-    """(N, 8): per sample the coefficients (a..h) of ``x' = (a x + b y + c) / (g x + h y + 1)``,
-    ``y' = (d x + e y + f) / (g x + h y + 1)`` sending ``end`` (N, 4, 2) to ``start`` (N, 4, 2),
-    the system torchvision's ``_get_perspective_coeffs`` solves (here in float64)."""
+def _system(start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n = start.shape[0]
     A = np.zeros((n, 8, 8))
     x, y = end[..., 0], end[..., 1]
@@ -33,18 +30,53 @@ def perspective_coeffs(start: np.ndarray, end: np.ndarray) -> np.ndarray:
     A[:, 0::2, 6], A[:, 0::2, 7] = -u * x, -u * y
     A[:, 1::2, 3], A[:, 1::2, 4], A[:, 1::2, 5] = x, y, 1.0
     A[:, 1::2, 6], A[:, 1::2, 7] = -v * x, -v * y
-    b = start.reshape(n, 8)
+    return A, start.reshape(n, 8)
+
+
+def perspective_coeffs(start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """(N, 8): per sample the coefficients (a..h) of ``x' = (a x + b y + c) / (g x + h y + 1)``,
+    ``y' = (d x + e y + f) / (g x + h y + 1)`` sending ``end`` (N, 4, 2) to ``start`` (N, 4, 2),
+    the system torchvision's ``_get_perspective_coeffs`` solves (here in float64). It has no
+    solution where the map's constant term is 0 (``end``'s origin on the horizon): see
+    ``perspective_maps``."""
+    A, b = _system(start, end)
     return np.linalg.solve(A, b[..., None])[..., 0]
 
 
-def centred_map(coeffs: np.ndarray, end: np.ndarray, out_hw) -> np.ndarray:
-    """(N, 8) coefficients on edge coordinates -> (N, 3, 3) the same map on the frame centred
+def perspective_maps(start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """(N, 3, 3) the maps sending ``end`` to ``start`` on edge coordinates: torchvision's
+    8-coefficient solve, and where that system is singular (the point (0, 0) of ``end`` maps to
+    infinity, which happens for whole-pixel corner draws) the same map from the null space of
+    the full 8 x 9 system, which needs no normalisation."""
+    A, b = _system(start, end)
+    n = A.shape[0]
+    out = np.empty((n, 3, 3))
+    rank = np.linalg.matrix_rank(A)
+    ok = rank == 8
+    if ok.any():
+        c = np.linalg.solve(A[ok], b[ok][..., None])[..., 0]
+        out[ok] = np.concatenate([c, np.ones((c.shape[0], 1))], axis=1).reshape(-1, 3, 3)
+    for j in np.flatnonzero(~ok):  # rare: the homogeneous DLT system, 8 x 9
+        M = np.concatenate([A[j], -b[j][:, None]], axis=1)  # A h + (-b) h33 = 0
+        h = np.linalg.svd(M)[2][-1]
+        out[j] = h.reshape(3, 3)
+    return out
+
+
+def convex(quad: np.ndarray) -> np.ndarray:
+    """(N,) whether each quadrilateral (N, 4, 2), corners in order, is strictly convex."""
+    e = np.roll(quad, -1, axis=1) - quad
+    f = np.roll(e, -1, axis=1)
+    cross = e[..., 0] * f[..., 1] - e[..., 1] * f[..., 0]
+    return np.all(cross > 0, axis=1) | np.all(cross < 0, axis=1)
+
+
+def centred_map(C: np.ndarray, end: np.ndarray, out_hw) -> np.ndarray:
+    """(N, 3, 3) maps on edge coordinates -> (N, 3, 3) the same maps on the frame centred
     on the output (``augpipe.ops.params``), scaled so that w = 1 at the centroid of the moved
     corners ``end`` (N, 4, 2): w > 0 on the quadrilateral that maps onto the source, the side
     of the horizon the kernel samples."""
     H, W = out_hw
-    n = coeffs.shape[0]
-    C = np.concatenate([coeffs, np.ones((n, 1))], axis=1).reshape(n, 3, 3)
     T = np.array([[1.0, 0.0, W / 2], [0.0, 1.0, H / 2], [0.0, 0.0, 1.0]])
     Ti = np.array([[1.0, 0.0, -W / 2], [0.0, 1.0, -H / 2], [0.0, 0.0, 1.0]])
     G = Ti @ C @ T
@@ -103,11 +135,14 @@ class RandomPerspective(Op):
 
     def matrices(self, indices, seed: int, epoch: int, pos: int, out_hw) -> np.ndarray:
         start, end = self.corners(indices, seed, epoch, pos, out_hw)
+        H, W = (int(v) for v in out_hw)
         n = len(indices)
         out = np.tile(np.eye(3), (n, 1, 1))
         moved = np.any(end != start, axis=(1, 2))  # the exact identity where nothing moved
+        # no perspective where the frame is a line (H or W < 2) or the drawn corners do not
+        # make a strictly convex quadrilateral (two corners meet at distortion_scale ~1): no
+        # map sends them back (torchvision's solve fails there)
+        moved &= (H >= 2) & (W >= 2) & convex(end)
         if moved.any():
-            out[moved] = centred_map(
-                perspective_coeffs(start[moved], end[moved]), end[moved], out_hw
-            )
+            out[moved] = centred_map(perspective_maps(start[moved], end[moved]), end[moved], out_hw)
         return out

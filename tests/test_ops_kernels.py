@@ -224,47 +224,6 @@ def test_resize_axis_one_pixel_wide_and_tall_sources():
             assert np.abs(out.astype(int) - ref).max() <= 1, (h, w, H, W)
 
 
-def test_gather4_equals_lerp_pixel_and_rounds_into_bytes():
-    # four pixels per step against the one-pixel blend it replaces; float rows and rounded bytes
-    from numba import njit
-
-    from augpipe.ops.simd import gather4, lerp_pixel
-
-    @njit
-    def one(src, offs, wt, bgr, dst):
-        for o in range(offs.shape[0]):
-            lerp_pixel(src, offs[o], wt[o], dst, 3 * o, bgr)
-
-    @njit
-    def four(src, offs, wt4, bgr, dst):
-        for o in range(0, offs.shape[0], 4):
-            gather4(src, offs, wt4, o, dst, 3 * o, bgr)
-
-    rng = np.random.default_rng(1)
-    src = np.zeros(64, np.float32)
-    src[:56] = rng.uniform(0, 255, 56)
-    offs = np.array([0, 3, 3, 12, 24, 27, 45, 48], np.uint32)  # reads up to 48 + 7
-    wt = rng.uniform(0, 1, len(offs)).astype(np.float32)
-    wt[0], wt[1] = 0.0, 1.0
-    wt4 = np.empty(4 * len(offs), np.float32)
-    kernels.weight_table(wt, wt4)
-    for bgr in (False, True):
-        ref = np.zeros(len(offs) * 3 + 1, np.float32)
-        one(src, offs, wt, bgr, ref)
-        got = np.zeros(len(offs) * 3 + 4, np.float32)  # + 4: the last step's spare lanes
-        four(src, offs, wt4, bgr, got)
-        np.testing.assert_allclose(got[:-4], ref[:-1], rtol=0, atol=1e-3)
-        u8 = np.zeros(len(offs) * 3 + 4, np.uint8)
-        four(src, offs, wt4, bgr, u8)
-        np.testing.assert_array_equal(u8[:-4], np.floor(got[:-4] + 0.5).astype(np.uint8))
-        p = src[3:9]  # output pixel 1 (weight 1.0) is source pixel 2, channels as asked
-        np.testing.assert_allclose(got[3:6], p[3:][::-1] if bgr else p[3:], atol=1e-3)
-        ref_py = np.zeros(len(offs) * 3, np.float32)  # the plain-Python definition
-        for o in range(0, len(offs), 4):
-            gather4(src, offs, wt4, o, ref_py, 3 * o, bgr)
-        np.testing.assert_allclose(got[:-4], ref_py, rtol=0, atol=1e-3)
-
-
 def test_fused_kernel_digest_tracks_the_kernel_sources():
     # Numba caches _render's machine code keyed on fused.py's own text; the kernels it calls
     # are inside that code, so fused.py carries a digest of their sources

@@ -32,9 +32,10 @@ from augpipe.ops.pixel import tile as tile_ops
 PROGRAM_FIELDS = ("prog", "parg", "geo", "clip", "pfill", "ebox", "emode", "ecol", "estd", "ekey",
                   "nchain", "chain", "carg", "cgeo", "cmix", "cm")  # fmt: skip
 # Numba's cache key of _render: the sources of the kernels it calls (see the module docstring)
-_KERNEL_SOURCES = ("kernels.py", "simd.py", "pixel/tile.py", "pixel/program.py",
-                   "pixel/tables.py", "pixel/filters.py")  # fmt: skip
-_KERNELS_DIGEST = "8d430d718aaf23f8"
+_KERNEL_SOURCES = ("kernels.py", "axis.py", "simd.py", "fixed.py", "fixed_gather.py",
+                   "pixel/tile.py", "pixel/program.py", "pixel/tables.py",
+                   "pixel/filters.py")  # fmt: skip
+_KERNELS_DIGEST = "57c5a0ddf080ecb6"
 _GRID = 17  # the map's bounding box is taken over a 17 x 17 grid of output points
 
 

@@ -12,13 +12,13 @@ which the next output pixel overwrites (callers go left to right and give ``dst`
 one spare element at the end). With ``NUMBA_DISABLE_JIT=1`` the plain-Python definition runs
 (3 lanes), so tests can compare compiled and pure-Python results.
 
-``gather4`` (the separable kernel) and ``gather4x2`` (the warp kernel) go four output pixels per
-step: one 8-float load per pixel and row holds both pixels it blends, two constant shuffles
-pick the left and right pixels' channels in output order, one FMA blends all 12 channels, and
-the result is stored once (rounded to bytes when the caller needs no colour pass): per
-224-pixel row ~65 ns where ``lerp_pixel`` takes ~105 (same machine; per-call minimum). The
-shuffles are generic LLVM vector IR: AVX-512 gets two-source permutes, AVX2 a longer sequence
-that measured faster than ``lerp_pixel`` too (code compiled for haswell on the same machine).
+``gather4x2`` (the warp kernel) goes four output pixels per step: one 8-float load per pixel
+and row holds both pixels it blends, two constant shuffles pick the left and right pixels'
+channels in output order, FMAs blend all 12 channels, and the result is stored once (rounded
+to bytes when the caller needs no colour pass); the float one-row form of this step ran the
+separable kernel at ~65 ns per 224-pixel row where ``lerp_pixel`` takes ~105 (same machine;
+per-call minimum), before that kernel moved to fixed point (``augpipe.ops.fixed``). The
+shuffles are generic LLVM vector IR: AVX-512 gets two-source permutes, AVX2 a longer sequence.
 """
 
 from __future__ import annotations
@@ -182,13 +182,10 @@ def _lerp_pixel2_jit(src, i, j, fx, fy, dst, k, bgr):
 
 
 # --- four output pixels per step -------------------------------------------------------------
-# The same blend as ``lerp_pixel`` for output pixels o..o+3 at once: four pairs of 4-lane loads
-# are joined into two 16-lane vectors, blended by a 16-lane weight vector (each pixel's weight
-# 4 times: the caller's table ``wt4``), and one constant shuffle packs the 12 channels together
-# (and reverses BGR): one subtract, one FMA, one shuffle and one store for four pixels where
-# ``lerp_pixel`` spends four of each. ``to_u8`` rounds half up and stores bytes, fusing the
-# rounding pass. Both write 16 elements at dst[k:]: the last 4 are spare (the next step
-# overwrites them).
+# The same blend as ``lerp_pixel2`` for output pixels o..o+3 at once: four pairs of 4-lane
+# loads per row are joined into two 16-lane vectors, and constant shuffles pack the 12 channels
+# together (and reverse BGR). ``to_u8`` rounds half up and stores bytes, fusing the rounding
+# pass. Both write 16 elements at dst[k:]: the last 4 are spare (the next step overwrites them).
 _V16 = ir.VectorType(ir.FloatType(), 16)
 _V8 = ir.VectorType(ir.FloatType(), 8)
 _U8X16 = ir.VectorType(ir.IntType(8), 16)
@@ -209,40 +206,6 @@ def _store16(builder, r, out, to_u8: bool) -> None:
         builder.store(r, builder.bitcast(out, _V16.as_pointer()), align=4)
 
 
-def _gather4_codegen(bgr: bool, to_u8: bool):
-    def codegen(context, builder, sig, args):
-        src, idx, wt4, o, dst, k = args
-        sa = context.make_array(sig.args[0])(context, builder, src)
-        ia = context.make_array(sig.args[1])(context, builder, idx)
-        wa = context.make_array(sig.args[2])(context, builder, wt4)
-        da = context.make_array(sig.args[4])(context, builder, dst)
-        o = context.cast(builder, o, sig.args[3], types.intp)
-        k = context.cast(builder, k, sig.args[5], types.intp)
-
-        def load8(p):  # src[i : i + 8] of output pixel o + p: both pixels it blends
-            i = builder.load(builder.gep(ia.data, [builder.add(o, ir.Constant(o.type, p))],
-                                         inbounds=True))  # fmt: skip
-            ptr = builder.gep(sa.data, [builder.zext(i, o.type)], inbounds=True)
-            return builder.load(builder.bitcast(ptr, _V8.as_pointer()), align=4)
-
-        x = builder.shuffle_vector(load8(0), load8(1), _mask(range(16)))
-        y = builder.shuffle_vector(load8(2), load8(3), _mask(range(16)))
-        order = (2, 1, 0) if bgr else (0, 1, 2)
-        # lane 8p + c of (x, y) is channel c of output pixel p's left source pixel
-        a = builder.shuffle_vector(x, y, _mask([8 * p + c for p in range(4) for c in order]
-                                               + [3, 11, 19, 27]))  # fmt: skip
-        b = builder.shuffle_vector(x, y, _mask([8 * p + 3 + c for p in range(4) for c in order]
-                                               + [6, 14, 22, 30]))  # fmt: skip
-        wp = builder.gep(wa.data, [builder.mul(o, ir.Constant(o.type, 4))], inbounds=True)
-        w = builder.load(builder.bitcast(wp, _V16.as_pointer()), align=4)
-        d = builder.fsub(b, a, flags=_CONTRACT)
-        r = builder.fadd(builder.fmul(w, d, flags=_CONTRACT), a, flags=_CONTRACT)
-        _store16(builder, r, builder.gep(da.data, [k], inbounds=True), to_u8)
-        return context.get_dummy_value()
-
-    return codegen
-
-
 def _check4(src, idx, wt4, dst, dst_dtype):
     ok = (
         all(isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C"
@@ -253,54 +216,13 @@ def _check4(src, idx, wt4, dst, dst_dtype):
         and dst.dtype == dst_dtype
     )  # fmt: skip
     if not ok:
-        raise TypeError("gather4: src, wt4 float32, idx uint32, dst 1-D C-contiguous arrays")
-
-
-def _make_gather4(bgr: bool, to_u8: bool):
-    dtype = types.uint8 if to_u8 else types.float32
-
-    def typer(typingctx, src, idx, wt4, o, dst, k):
-        _check4(src, idx, wt4, dst, dtype)
-        return types.void(src, idx, wt4, o, dst, k), _gather4_codegen(bgr, to_u8)
-
-    return intrinsic(typer)
-
-
-_G4 = {(b, u): _make_gather4(b, u) for b in (False, True) for u in (False, True)}
-
-
-def gather4(src, idx, wt4, o, dst, k, bgr):
-    """dst[k + 3p : k + 3p + 3] = lerp_pixel's blend of output pixel o + p (p = 0..3): source
-    offset idx[o + p], weight wt4[4 o + 3 p] (``kernels.weight_table``); channels reversed when
-    ``bgr``; a uint8 ``dst`` receives the values rounded half up. ``o`` is a multiple of 4.
-    Compiled, it also writes dst[k + 12 : k + 16] and reads src up to idx[o + 3] + 7."""
-    for p in range(4):
-        i = int(idx[o + p])
-        a = src[i : i + 3]
-        v = a + wt4[4 * o + 3 * p] * (src[i + 3 : i + 6] - a)
-        v = v[::-1] if bgr else v
-        if dst.dtype == np.uint8:
-            dst[k + 3 * p : k + 3 * p + 3] = (v + np.float32(0.5)).astype(np.uint8)
-        else:
-            dst[k + 3 * p : k + 3 * p + 3] = v
-
-
-@overload(gather4, jit_options=dict(fastmath=True))
-def _gather4_jit(src, idx, wt4, o, dst, k, bgr):
-    f_rgb, f_bgr = _G4[(False, dst.dtype == types.uint8)], _G4[(True, dst.dtype == types.uint8)]
-
-    def impl(src, idx, wt4, o, dst, k, bgr):
-        if bgr:
-            f_bgr(src, idx, wt4, o, dst, k)
-        else:
-            f_rgb(src, idx, wt4, o, dst, k)
-
-    return impl
+        raise TypeError("gather4x2: src, wx, wy float32, idx uint32, dst 1-D C-contiguous arrays")
 
 
 def _gather4x2_codegen(bgr: bool, to_u8: bool):
-    # gather4 for bilinear sampling: each pixel also blends the row ``stride`` elements below;
-    # per-pixel weights wx[o + p], wy[o + p], spread over the pixel's lanes by a shuffle
+    # four pixels of bilinear sampling: each pixel blends two pixels of its row and the same two
+    # ``stride`` elements below; per-pixel weights wx[o + p], wy[o + p], spread over the
+    # pixel's lanes by a shuffle
     def codegen(context, builder, sig, args):
         src, idx, stride, wx, wy, o, dst, k = args
         sa = context.make_array(sig.args[0])(context, builder, src)

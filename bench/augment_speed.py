@@ -29,7 +29,8 @@ Rows:
   fused kernel timed on the just-decoded pixels as a worker runs it, per-record minimum over
   passes, for the standard and the warp pipeline at 224; with ``--baseline REV`` the same
   driver also runs on a temporary checkout of REV (its C extension built there), alternating
-  with this tree, so that the before/after figures come from one run.
+  with this tree, so that the before/after figures come from one run, and the two trees' kernel
+  outputs on the same records are compared (max difference, values that differ, PSNR).
 
 Medians of ``--repeats`` interleaved timed passes after one warm-up pass; results go to
 bench/RESULTS.md (section "Augment speed") unless --no-write.
@@ -40,6 +41,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -338,11 +340,13 @@ def low_resolution(args, ds, idx, n: int) -> str:
             "decode + augment ≥ 0.8× decode only):\n\n" + "\n".join(rows))  # fmt: skip
 
 
-def _kernel_run(tree: Path, packed: str, pipeline: str, args) -> dict:
+def _kernel_run(tree: Path, packed: str, pipeline: str, args, save=None) -> dict:
     """bench/kernel_time.py (this tree's driver) with ``tree``'s augpipe."""
     env = dict(os.environ, PYTHONPATH=str(tree))
     cmd = [sys.executable, str(REPO / "bench" / "kernel_time.py"), packed, "--pipeline", pipeline,
            "--images", str(args.kernel_images), "--passes", str(args.kernel_passes)]  # fmt: skip
+    if save:
+        cmd += ["--save", str(save)]
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
     return json.loads(res.stdout.strip().splitlines()[-1])
 
@@ -356,6 +360,23 @@ def _checkout(rev: str, where: Path) -> Path:
     return where
 
 
+def _output_diffs(saved: Path, trees: dict, corpora: dict) -> list[str]:
+    """Rows comparing the last tree's kernel outputs with the first's (when there are two)."""
+    if len(trees) < 2:
+        return []
+    rows = []
+    for c, name in enumerate(corpora):
+        for pipeline in ("standard", "warp"):
+            a = np.load(saved / f"0-{c}-{pipeline}.npy").astype(np.int16)
+            b = np.load(saved / f"{len(trees) - 1}-{c}-{pipeline}.npy").astype(np.int16)
+            d = b - a
+            mse = float(np.mean(d.astype(np.float64) ** 2))
+            psnr = "identical" if mse == 0 else f"{10 * np.log10(255**2 / mse):.1f}"
+            rows.append(f"| {name} | {pipeline} | {int(np.abs(d).max())} | "
+                        f"{np.count_nonzero(d) / d.size:.3%} | {psnr} |")  # fmt: skip
+    return rows
+
+
 def kernel_table(args, corpora: dict) -> str:
     """Kernel-only µs per image, this tree (and ``--baseline``), per corpus and pipeline."""
     trees = {"this tree": REPO}
@@ -364,16 +385,20 @@ def kernel_table(args, corpora: dict) -> str:
         tmp = Path(tempfile.mkdtemp(prefix="augpipe-baseline-"))
         trees = {f"baseline {args.baseline}": _checkout(args.baseline, tmp / "tree"), **trees}
     best: dict = {}
+    saved = Path(tempfile.mkdtemp(prefix="augpipe-kernel-out-"))
     try:
-        for _ in range(args.kernel_rounds):  # alternating trees: load hits both alike
-            for label, tree in trees.items():
-                for name, (_photos, packed) in corpora.items():
+        for rnd in range(args.kernel_rounds):  # alternating trees: load hits both alike
+            for t, (label, tree) in enumerate(trees.items()):
+                for c, (name, (_photos, packed)) in enumerate(corpora.items()):
                     for pipeline in ("standard", "warp"):
-                        r = _kernel_run(tree, str(packed), pipeline, args)
+                        out = saved / f"{t}-{c}-{pipeline}.npy" if rnd == 0 else None
+                        r = _kernel_run(tree, str(packed), pipeline, args, out)
                         key = (label, name, pipeline)
                         old = best.get(key)
                         best[key] = r if old is None else {k: min(old[k], r[k]) for k in r}
+        diffs = _output_diffs(saved, trees, corpora)
     finally:
+        shutil.rmtree(saved, ignore_errors=True)
         if tmp is not None:
             subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force",
                             str(tmp / "tree")], capture_output=True)  # fmt: skip
@@ -382,6 +407,10 @@ def kernel_table(args, corpora: dict) -> str:
     for (label, name, pipeline), r in best.items():
         rows.append(f"| {label} | {name} | {pipeline} | {r['kernel_us']:.1f} | "
                     f"{r['decode_us']:.1f} | {r['total_us']:.1f} |")  # fmt: skip
+    if diffs:
+        rows += ["", "Outputs of this tree against the baseline's (same records):", "",
+                 "| corpus | pipeline | max abs difference | values that differ | PSNR dB |",
+                 "|---|---|---|---|---|"] + diffs  # fmt: skip
     return ("Kernel only (`bench/kernel_time.py`: each record region-decoded, the fused kernel "
             "timed on the just-decoded pixels, per-record minimum over "
             f"{args.kernel_passes} passes, mean over {args.kernel_images} records; best of "

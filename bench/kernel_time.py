@@ -2,12 +2,15 @@
 ``bench/augment_speed.py`` that also runs against an older checkout (``--baseline REV``).
 
     python bench/kernel_time.py PACKED --pipeline standard --size 224 --images 300 --passes 5
+        [--save OUT.npy]
 
 For each record: ``decode.load_region`` (the crop-aware region decode ``run_batch`` does), then
 the fused kernel (``render_item``) on the just-decoded pixels, as in a worker; both timed with
 ``perf_counter`` around the single call. Per record the minimum over ``--passes`` passes is kept
 (a 50 µs call is rarely interrupted, so the minimum is robust to other load on the machine),
 and the means over records are printed as one JSON object: decode_us, kernel_us, total_us.
+``--save`` writes the kernel's outputs (records x size x size x 3, uint8) to a .npy file, so
+that two trees' outputs can be compared (``augment_speed.py --baseline``: max difference, PSNR).
 Uses only API that has not changed since the first region decode (``fields``, ``source_boxes``,
 ``render_item``, ``min_scales``, ``load_region``), so it can time old commits too.
 """
@@ -32,7 +35,7 @@ def pipeline(name: str, size: int):
     return T.Compose(ops)
 
 
-def measure(packed: str, name: str, size: int, images: int, passes: int) -> dict:
+def measure(packed: str, name: str, size: int, images: int, passes: int, save=None) -> dict:
     from augpipe import decode
     from augpipe.format.dataset import ShardDataset
     from augpipe.ops.fused import fields, render_item, source_boxes
@@ -61,6 +64,8 @@ def measure(packed: str, name: str, size: int, images: int, passes: int) -> dict
             if p:
                 td[j] = min(td[j], t1 - t0)
                 tk[j] = min(tk[j], t2 - t1)
+    if save:
+        np.save(save, out[:, 0])
     return {"decode_us": td.mean() * 1e6, "kernel_us": tk.mean() * 1e6,
             "total_us": (td.mean() + tk.mean()) * 1e6, "images": n}  # fmt: skip
 
@@ -72,11 +77,16 @@ def main() -> int:
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--images", type=int, default=300)
     ap.add_argument("--passes", type=int, default=5)
+    ap.add_argument("--save", help="write the kernel outputs to this .npy file")
     args = ap.parse_args()
     import cv2
 
     cv2.setNumThreads(1)
-    print(json.dumps(measure(args.packed, args.pipeline, args.size, args.images, args.passes)))
+    print(
+        json.dumps(
+            measure(args.packed, args.pipeline, args.size, args.images, args.passes, args.save)
+        )
+    )
     return 0
 
 

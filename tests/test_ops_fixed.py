@@ -47,12 +47,12 @@ def test_row_steps_equal_their_numpy_definitions():
 
 
 @njit
-def _gathers(src, idx, wt, bgr, base8, perm, d8, d16, p8):
-    fg.gather_row(src, idx, wt, bgr, d8, 0)
-    fg.gather_row(src, idx, wt, bgr, d16, 0)
+def _gathers(src, idx, wq, bgr, base8, perm, d8, d16, p8):
+    fg.gather_row(src, idx, wq, bgr, d8, 0)
+    fg.gather_row(src, idx, wq, bgr, d16, 0)
     ok = fg.permute_ok() and fg.permute_tables(idx, bgr, base8, perm)
     if ok:
-        fg.permute_row(src, base8, perm, wt, p8, 0)
+        fg.permute_row(src, base8, perm, wq, p8, 0)
     return ok
 
 
@@ -65,22 +65,20 @@ def test_gathers_equal_their_numpy_definitions_and_each_other(flip):
     idx = (offs[::-1] if flip else offs).astype(np.uint32)
     wq = rng.integers(0, 32768, 24).astype(np.int16)
     wq[:2] = (0, 32767)
-    wt = np.empty(4 * 24, np.int16)
-    fg.weights8(wq, wt)
     for bgr in (False, True):
-        base8, perm = np.zeros(3, np.uint32), np.zeros(192, np.int16)
+        base8, perm = np.zeros(3, np.uint32), np.zeros(96, np.int16)
         d8, d16, p8 = np.zeros(80, np.uint8), np.zeros(80, np.int16), np.zeros(80, np.uint8)
-        ok = _gathers(src, idx, wt, bgr, base8, perm, d8, d16, p8)
+        ok = _gathers(src, idx, wq, bgr, base8, perm, d8, d16, p8)
         r8, r16 = np.zeros(72, np.uint8), np.zeros(72, np.int16)
-        fg.gather_row_py(src, idx, wt, bgr, r8, 0)
-        fg.gather_row_py(src, idx, wt, bgr, r16, 0)
+        fg.gather_row_py(src, idx, wq, bgr, r8, 0)
+        fg.gather_row_py(src, idx, wq, bgr, r16, 0)
         np.testing.assert_array_equal(d8[:72], r8)
         np.testing.assert_array_equal(d16[:72], r16)
         assert np.array_equal(r8, (r16.astype(int) + 64) >> 7)
         if ok:  # AVX-512: the permute path gives the same bytes
             np.testing.assert_array_equal(p8[:72], r8)
             py = np.zeros(72, np.uint8)
-            fg.permute_row_py(src, base8, perm, wt, py, 0)
+            fg.permute_row_py(src, base8, perm, wq, py, 0)
             np.testing.assert_array_equal(py, r8)
         i = int(idx[0])  # output pixel 0 (weight 0) is its left source pixel, channels as asked
         pix = src[i : i + 3][::-1] if bgr else src[i : i + 3]
@@ -195,3 +193,17 @@ def test_box_reduce_int16_equals_the_float_sums():
         np.testing.assert_array_equal(a, b)
         block = src[y0 : y0 + fy, x0 : x0 + fx].reshape(-1, 3).astype(float)
         assert np.abs(a[0, 0] - block.mean(axis=0)).max() <= 0.5  # the first block by hand
+
+
+def test_render_record_reads_the_program_fields_in_order():
+    # render_item hands Numba the record itself; _render_record builds _render's program tuple
+    # from it by name, in PROGRAM_FIELDS' order (a field added there must be added here too)
+    import inspect
+    import re
+
+    from augpipe.ops import fused
+
+    text = inspect.getsource(fused._render_record.py_func)
+    start = text.index("pg = (")
+    names = re.findall(r'\br\["(\w+)"\]', text[start : text.index(")", start)])
+    assert tuple(names) == fused.PROGRAM_FIELDS

@@ -24,17 +24,6 @@ _FAST = dict(nogil=True, cache=True, fastmath=True, error_model="numpy", boundsc
 _GATHER_COST = 16
 
 
-@njit(**_FAST)
-def _axis_table(n_out, a, b, n_src, i0, wt):
-    # centre coordinate a*o + b, clamped into the source (replicated border, like cv2.resize);
-    # pixel i0[o] is blended with i0[o] + 1 (weight wt[o], 0 when the source is 1 pixel wide)
-    for o in range(n_out):
-        s = min(max(a * o + b, 0.0), n_src - 1.0)
-        i = min(int(s), max(n_src - 2, 0))
-        i0[o] = i
-        wt[o] = np.float32(min(s - i, 1.0))
-
-
 @njit(nogil=True, cache=True, fastmath=True)
 def _clamp(v):
     return np.uint8(min(max(v + np.float32(0.5), np.float32(0.0)), np.float32(255.0)))
@@ -60,13 +49,13 @@ def _color_row_q7(qrow, cmat, coff, oflat, k0, m):
 
 @njit(**_FAST)
 def _q15_table(n_out, a, b, n_src, idx, wq):
-    # _axis_table with Q15 weights; a weight that rounds to 1.0 takes the next pixel at 0
-    i0 = np.empty(n_out, np.int64)
-    wt = np.empty(n_out, np.float32)
-    _axis_table(n_out, a, b, n_src, i0, wt)
+    # centre coordinate a*o + b, clamped into the source (replicated border, like cv2.resize);
+    # pixel idx[o] is blended with idx[o] + 1 by the Q15 weight wq[o] (0 when the source is 1
+    # pixel wide); a weight that rounds to 1.0 takes the next pixel at weight 0 instead
     for o in range(n_out):
-        q = int(wt[o] * np.float32(32768.0) + np.float32(0.5))
-        i = i0[o]
+        s = min(max(a * o + b, 0.0), n_src - 1.0)
+        i = min(int(s), max(n_src - 2, 0))
+        q = int(np.float32(min(s - i, 1.0)) * np.float32(32768.0) + np.float32(0.5))
         if q >= 32768:
             i += 1
             q = 0
@@ -91,14 +80,18 @@ def resize_axis(src, bgr, ax, bx, ay, by, cmat, coff, color, out):
     H, W = out.shape[0], out.shape[1]
     h, w = src.shape[0], src.shape[1]
     W8 = (W + 7) // 8 * 8  # the gather's steps cover whole groups of 8 pixels
-    xi = np.empty(W, np.int64)
-    wx = np.empty(W, np.int16)
+    xu = np.empty(W8, np.uint32)  # unsigned: no negative-index wraparound code in the gather
+    wq = np.zeros(W8, np.int16)  # the last group's missing pixels: any valid offset, weight 0
     yi = np.empty(H, np.int64)
     wy = np.empty(H, np.int16)
-    _q15_table(W, ax, bx, w, xi, wx)
+    _q15_table(W, ax, bx, w, xu, wq)
     _q15_table(H, ay, by, h, yi, wy)
-    cmin = xi.min()
-    cmax = min(xi.max() + 1, w - 1)
+    cmin = w
+    cmax = 0
+    for o in range(W):
+        cmin = min(cmin, xu[o])
+        cmax = max(cmax, xu[o])
+    cmax = min(cmax + 1, w - 1)
     n = (cmax - cmin + 1) * 3
     rows = 0  # distinct source rows the output reads (yi is monotonic)
     last = -1
@@ -110,17 +103,12 @@ def resize_axis(src, bgr, ax, bx, ay, by, cmat, coff, color, out):
     m = W * 3
     hfirst = rows * (W * _GATHER_COST + n) + H * m < H * (n + W * _GATHER_COST + m)
     base = cmin * 3
-    xu = np.empty(W8, np.uint32)  # unsigned: no negative-index wraparound code in the gather
-    wq = np.zeros(W8, np.int16)  # the last group's missing pixels: any valid offset, weight 0
     for o in range(W):
-        xu[o] = xi[o] * 3 - base
-        wq[o] = wx[o]
+        xu[o] = xu[o] * 3 - base
     for o in range(W, W8):
         xu[o] = xu[W - 1]
-    wt = np.empty(4 * W8, np.int16)
-    fixed_gather.weights8(wq, wt)
     base8 = np.zeros(W8 // 8, np.uint32)
-    perm = np.zeros(8 * W8, np.int16)
+    perm = np.zeros(4 * W8, np.int16)
     use_perm = fixed_gather.permute_ok() and fixed_gather.permute_tables(xu, bgr, base8, perm)
     # source rows: 32-lane steps over nv >= 32 lanes, the last one moved back to end at nv (a
     # few lanes computed twice) so that no read passes a row; a crop narrower than 32 lanes is
@@ -136,7 +124,7 @@ def resize_axis(src, bgr, ax, bx, ay, by, cmat, coff, color, out):
         base = 0
     nv = max(n, 32)
     oflat = out.reshape(H * m)
-    qrow = np.zeros(W8 * 3 + 32, np.int16)  # a Q7 output row (colour ops) + the spare lanes
+    qrow = np.zeros(W8 * 3 + 32 if color else 1, np.int16)  # a Q7 row for the colour ops
     orow = np.zeros(W8 * 3 + 32, np.uint8)  # an output row the gather would spill from
     # rounding straight into the output row spills up to 8 spare bytes into the next row
     # (written after it); the last row goes through orow
@@ -145,19 +133,22 @@ def resize_axis(src, bgr, ax, bx, ay, by, cmat, coff, color, out):
     if hfirst:
         slot = W8 * 3 + 64
         ring = np.zeros(2 * slot, np.int16)
-        held = np.full(2, -1, np.int64)  # source row held in each ring slot (slot = parity)
+        held0 = held1 = -1  # source row held in each ring slot (slot = parity)
         for oy in range(H):
             y0 = yi[oy]
             y1 = min(y0 + 1, h - 1)
             for t in range(2):
                 y = y1 if t else y0
-                if held[y & 1] != y:
+                if (held1 if y & 1 else held0) != y:
                     fixed.row_q7(flat, y * rs + base, nv, tmp)
                     if use_perm:
-                        fixed_gather.permute_row(tmp, base8, perm, wt, ring, (y & 1) * slot)
+                        fixed_gather.permute_row(tmp, base8, perm, wq, ring, (y & 1) * slot)
                     else:
-                        fixed_gather.gather_row(tmp, xu, wt, bgr, ring, (y & 1) * slot)
-                    held[y & 1] = y
+                        fixed_gather.gather_row(tmp, xu, wq, bgr, ring, (y & 1) * slot)
+                    if y & 1:
+                        held1 = y
+                    else:
+                        held0 = y
             a = (y0 & 1) * slot
             b = (y1 & 1) * slot
             f = wy[oy]
@@ -177,20 +168,20 @@ def resize_axis(src, bgr, ax, bx, ay, by, cmat, coff, color, out):
             fixed.rows_u8(flat, i, flat, j, nv, wy[oy], tmp)
             if color:
                 if use_perm:
-                    fixed_gather.permute_row(tmp, base8, perm, wt, qrow, 0)
+                    fixed_gather.permute_row(tmp, base8, perm, wq, qrow, 0)
                 else:
-                    fixed_gather.gather_row(tmp, xu, wt, bgr, qrow, 0)
+                    fixed_gather.gather_row(tmp, xu, wq, bgr, qrow, 0)
                 _color_row_q7(qrow, cmat, coff, oflat, oy * m, m)
             elif (H - 1 - oy) * m >= spill:
                 if use_perm:
-                    fixed_gather.permute_row(tmp, base8, perm, wt, oflat, oy * m)
+                    fixed_gather.permute_row(tmp, base8, perm, wq, oflat, oy * m)
                 else:
-                    fixed_gather.gather_row(tmp, xu, wt, bgr, oflat, oy * m)
+                    fixed_gather.gather_row(tmp, xu, wq, bgr, oflat, oy * m)
             else:
                 if use_perm:
-                    fixed_gather.permute_row(tmp, base8, perm, wt, orow, 0)
+                    fixed_gather.permute_row(tmp, base8, perm, wq, orow, 0)
                 else:
-                    fixed_gather.gather_row(tmp, xu, wt, bgr, orow, 0)
+                    fixed_gather.gather_row(tmp, xu, wq, bgr, orow, 0)
                 for j in range(m):
                     oflat[oy * m + j] = orow[j]
 
@@ -257,9 +248,9 @@ def box_reduce(src, y_start, x_start, fy, fx, out):
     idx = np.empty(W8, np.uint32)  # block o's first column; the last group's spares: any
     for o in range(W8):
         idx[o] = 3 * fx * min(o, W - 1)
-    wt = np.zeros(4 * W8, np.int16)
+    wq = np.zeros(W8, np.int16)  # weight 0: the gather picks the block sums out exactly
     base8 = np.zeros(W8 // 8, np.uint32)
-    perm = np.zeros(8 * W8, np.int16)
+    perm = np.zeros(4 * W8, np.int16)
     use_perm = fixed_gather.permute_ok() and fixed_gather.permute_tables(idx, False, base8, perm)
     end = h * w * 3
     eps = np.float32(1e-3)
@@ -283,9 +274,9 @@ def box_reduce(src, y_start, x_start, fy, fx, out):
         for k in range(1, fx):
             fixed.add_q(acc, 3 * k, n, v)
         if use_perm:
-            fixed_gather.permute_row(v, base8, perm, wt, hs, 0)
+            fixed_gather.permute_row(v, base8, perm, wq, hs, 0)
         else:
-            fixed_gather.gather_row(v, idx, wt, False, hs, 0)
+            fixed_gather.gather_row(v, idx, wq, False, hs, 0)
         rows = max(yb - ya, 0)
         if rows != held:
             for j in range(m):

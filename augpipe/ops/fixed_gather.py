@@ -3,7 +3,8 @@
 Values, weights and blends as in ``augpipe.ops.fixed`` (Q7, Q15, ``pmulhrsw``).
 
 - ``gather_row``: the horizontal pass, eight output pixels per step: pixel o blends the pixels
-  at ``idx[o]`` and + 3 by weight ``wt[4 (o - o % 8) + 3 (o % 8)]`` (``weights8``), channels
+  at ``idx[o]`` and + 3 by the Q15 weight ``wq[o]`` (spread over the pixel's lanes by a
+  constant shuffle of one 8-lane load), channels
   reversed when ``bgr``, into dst[k + 3 o : ...]; 8 loads of 8 lanes make two 32-lane vectors
   and two constant shuffles pick the left and right pixels' channels. Each step writes 32
   elements (24 used; the next step overwrites the rest): dst needs 8 spare elements after the
@@ -29,6 +30,7 @@ from numba.extending import intrinsic
 
 from augpipe.ops.fixed import (
     _I1,
+    _I16,
     _N,
     _OUT,
     _PIX,
@@ -36,6 +38,7 @@ from augpipe.ops.fixed import (
     _V16,
     _arrays_ok,
     _blend,
+    _const,
     _features,
     _finish,
     _ints_ok,
@@ -47,6 +50,13 @@ from augpipe.ops.fixed import (
 )
 
 _VPERMW = "llvm.x86.avx512.vpermi2var.hi.512"  # AVX512BW's two-register word permute
+_W8 = ir.VectorType(_I16, 8)
+_SPREAD = _mask([p for p in range(8) for _ in range(3)] + [0] * 8)
+
+
+def _spread(builder, w8):
+    """8 pixels' weights -> their 24 channel lanes (and 8 spare lanes)."""
+    return builder.shuffle_vector(w8, w8, _SPREAD)
 
 
 def _length(builder, arr):
@@ -54,14 +64,14 @@ def _length(builder, arr):
 
 
 @intrinsic
-def _gather_row(typingctx, src, idx, wt, bgr, dst, k):
-    if not (_arrays_ok(((src, _Q), (idx, (types.uint32,)), (wt, _Q), (dst, _OUT)))
+def _gather_row(typingctx, src, idx, wq, bgr, dst, k):
+    if not (_arrays_ok(((src, _Q), (idx, (types.uint32,)), (wq, _Q), (dst, _OUT)))
             and _ints_ok(k) and isinstance(bgr, types.Boolean)):  # fmt: skip
-        raise TypeError("gather_row: src, wt int16, idx uint32, dst uint8 or int16 arrays")
+        raise TypeError("gather_row: src, wq int16, idx uint32, dst uint8 or int16 arrays")
     to_u8 = dst.dtype == types.uint8
 
     def codegen(context, builder, sig, args):
-        src, idx, wt, bgr, dst, k0 = _unpack(context, builder, sig, args)
+        src, idx, wq, bgr, dst, k0 = _unpack(context, builder, sig, args)
         groups = builder.sdiv(_length(builder, idx), ir.Constant(k0.type, 8))
 
         def loop(order):
@@ -82,7 +92,7 @@ def _gather_row(typingctx, src, idx, wt, bgr, dst, k):
                 y = builder.shuffle_vector(pairs[2], pairs[3], _mask(range(32)))
                 a = builder.shuffle_vector(x, y, left)
                 b = builder.shuffle_vector(x, y, right)
-                w = _load(builder, wt, builder.mul(o, ir.Constant(o.type, 4)), _V16)
+                w = _spread(builder, _load(builder, wq, o, _W8))
                 at = builder.add(k0, builder.mul(o, ir.Constant(o.type, 3)))
                 _store(builder, _blend(context, builder, a, b, w), dst, at, to_u8)
 
@@ -93,28 +103,28 @@ def _gather_row(typingctx, src, idx, wt, bgr, dst, k):
                 loop((0, 1, 2))
         return context.get_dummy_value()
 
-    return types.void(src, idx, wt, bgr, dst, k), codegen
+    return types.void(src, idx, wq, bgr, dst, k), codegen
 
 
-def gather_row_py(src, idx, wt, bgr, dst, k):
+def gather_row_py(src, idx, wq, bgr, dst, k):
     for o in range(idx.shape[0]):
         i = int(idx[o])
         x = src[i : i + 3].astype(np.int32)
         y = src[i + 3 : i + 6].astype(np.int32)
-        q = np.int32(wt[4 * (o - o % 8) + 3 * (o % 8)])
+        q = np.int32(wq[o])
         v = x + ((((y - x) * q) + (1 << 14)) >> 15)
         _finish(v[::-1] if bgr else v, dst, k + 3 * o)
 
 
 @intrinsic
-def _permute_row(typingctx, src, base, perm, wt, dst, k):
-    if not (_arrays_ok(((src, _Q), (base, (types.uint32,)), (perm, _Q), (wt, _Q), (dst, _OUT)))
+def _permute_row(typingctx, src, base, perm, wq, dst, k):
+    if not (_arrays_ok(((src, _Q), (base, (types.uint32,)), (perm, _Q), (wq, _Q), (dst, _OUT)))
             and _ints_ok(k)):  # fmt: skip
-        raise TypeError("permute_row: src, perm, wt int16, base uint32, dst uint8 or int16")
+        raise TypeError("permute_row: src, perm, wq int16, base uint32, dst uint8 or int16")
     to_u8 = dst.dtype == types.uint8
 
     def codegen(context, builder, sig, args):
-        src, base, perm, wt, dst, k0 = _unpack(context, builder, sig, args)
+        src, base, perm, wq, dst, k0 = _unpack(context, builder, sig, args)
         fn = cgutils.get_or_insert_function(builder.module,
                                             ir.FunctionType(_V16, [_V16] * 3), _VPERMW)  # fmt: skip
         c = lambda v: ir.Constant(k0.type, v)  # noqa: E731
@@ -123,26 +133,29 @@ def _permute_row(typingctx, src, base, perm, wt, dst, k):
             off = builder.zext(b, k0.type)
             x = _load(builder, src, off, _V16)
             y = _load(builder, src, builder.add(off, c(_N)), _V16)
-            g64 = builder.mul(g.index, c(2 * _N))
-            left = builder.call(fn, [x, _load(builder, perm, g64, _V16), y])
-            right = builder.call(fn, [x, _load(builder, perm, builder.add(g64, c(_N)), _V16), y])
-            w = _load(builder, wt, builder.mul(g.index, c(_N)), _V16)
+            lanes = _load(builder, perm, builder.mul(g.index, c(_N)), _V16)
+            left = builder.call(fn, [x, lanes, y])
+            # the right pixel's lanes are 3 further: an add where a second table load cost
+            # more (loads bound this loop: -24% time per row measured)
+            right = builder.call(fn, [x, builder.add(lanes, _const(_V16, 3)), y])
+            w = _spread(builder, _load(builder, wq, builder.mul(g.index, c(8)), _W8))
             at = builder.add(k0, builder.mul(g.index, c(24)))
             _store(builder, _blend(context, builder, left, right, w), dst, at, to_u8)
         return context.get_dummy_value()
 
-    return types.void(src, base, perm, wt, dst, k), codegen
+    return types.void(src, base, perm, wq, dst, k), codegen
 
 
-def permute_row_py(src, base, perm, wt, dst, k):
+def permute_row_py(src, base, perm, wq, dst, k):
     for g in range(base.shape[0]):
         b = int(base[g])
         win = np.zeros(2 * _N, np.int32)
         part = src[b : b + 2 * _N]
         win[: part.shape[0]] = part
-        x = win[perm[64 * g : 64 * g + 24].astype(np.int64)]
-        y = win[perm[64 * g + 32 : 64 * g + 56].astype(np.int64)]
-        w = wt[32 * g : 32 * g + 24].astype(np.int32)
+        lanes = perm[32 * g : 32 * g + 24].astype(np.int64)
+        x = win[lanes]
+        y = win[lanes + 3]
+        w = np.repeat(wq[8 * g : 8 * g + 8].astype(np.int32), 3)
         _finish(x + ((((y - x) * w) + (1 << 14)) >> 15), dst, k + 24 * g)
 
 
@@ -159,22 +172,11 @@ def permute_ok_py() -> bool:
 
 
 @njit(nogil=True, cache=True, boundscheck=False)
-def weights8(wq, wt):
-    """wt[32 g + 3 p + c] = wq[8 g + p] (c = 0..2): the Q15 lane weights the horizontal pass
-    loads for output pixels 8 g .. 8 g + 7 (spare lanes, and pixels past ``len(wq)``, get 0)."""
-    wt[:] = 0
-    for o in range(wq.shape[0]):
-        base = 32 * (o // 8) + 3 * (o % 8)
-        for c in range(3):
-            wt[base + c] = wq[o]
-
-
-@njit(nogil=True, cache=True, boundscheck=False)
 def permute_tables(idx, bgr, base, perm) -> bool:
     """The tables of ``permute_row`` for ``gather_row``'s offsets ``idx`` (8 g long): base[g] =
-    the lowest offset of group g; perm[64 g + 3 p + c] (left) and perm[64 g + 32 + 3 p + c]
-    (right) its lanes' positions in the 64-lane window from there. False where a group's pixels
-    span more than the window (the tables are then unusable)."""
+    the lowest offset of group g; perm[32 g + 3 p + c] the left pixel's lanes in the 64-lane
+    window from there (the right pixel's are 3 further). False where a group's pixels span
+    more than the window (the tables are then unusable)."""
     perm[:] = 0
     for g in range(idx.shape[0] // 8):
         lo = idx[8 * g]
@@ -189,8 +191,7 @@ def permute_tables(idx, bgr, base, perm) -> bool:
             d = idx[8 * g + p] - lo
             for c in range(3):
                 cc = 2 - c if bgr else c
-                perm[64 * g + 3 * p + c] = d + cc
-                perm[64 * g + 32 + 3 * p + c] = d + 3 + cc
+                perm[32 * g + 3 * p + c] = d + cc
     return True
 
 

@@ -175,9 +175,9 @@ def test_resize_axis_exact_at_whole_pixel_steps():
         assert np.array_equal(out, src[::ay, ::-ax][:H, :W])
 
 
-def test_box_reduce_int16_equals_the_float_sums():
-    """The int16 box means against the float32 sums they replaced: identical bytes, blocks cut
-    by the border included, up to 128-pixel blocks (larger ones take the float path)."""
+def test_box_reduce_gives_the_exact_means_rounded_half_up():
+    """The int16 box means (blocks up to 128 pixels) and the float32-sum path (larger blocks)
+    against exact integer means: identical bytes, blocks cut by the border included."""
     from augpipe.ops import axis
 
     rng = np.random.default_rng(6)
@@ -186,13 +186,18 @@ def test_box_reduce_int16_equals_the_float_sums():
         src = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
         y0, x0 = int(rng.integers(0, 3)), int(rng.integers(0, 3))
         H, W = -(-(h - y0) // fy), -(-(w - x0) // fx)
+        ref = np.empty((H, W, 3), np.int64)
+        for oy in range(H):
+            for ox in range(W):
+                block = src[y0 + oy * fy : y0 + oy * fy + fy, x0 + ox * fx : x0 + ox * fx + fx]
+                c = block.shape[0] * block.shape[1]
+                ref[oy, ox] = (2 * block.reshape(-1, 3).astype(np.int64).sum(0) + c) // (2 * c)
         a = np.empty((H, W, 3), np.uint8)
         b = np.empty_like(a)
         kernels.box_reduce(src, y0, x0, fy, fx, a)
         axis._box_reduce_float(src, y0, x0, fy, fx, b)
-        np.testing.assert_array_equal(a, b)
-        block = src[y0 : y0 + fy, x0 : x0 + fx].reshape(-1, 3).astype(float)
-        assert np.abs(a[0, 0] - block.mean(axis=0)).max() <= 0.5  # the first block by hand
+        np.testing.assert_array_equal(a, ref)
+        np.testing.assert_array_equal(b, ref)
 
 
 def test_render_record_reads_the_program_fields_in_order():

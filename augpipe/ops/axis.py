@@ -290,7 +290,7 @@ def box_reduce(src, y_start, x_start, fy, fx, out):
 
 @njit(nogil=True, cache=True, error_model="numpy", boundscheck=False)
 def _box_reduce_float(src, y_start, x_start, fy, fx, out):
-    # box_reduce for blocks of more than 128 pixels (sums past int16), float32 sums
+    # box_reduce for blocks of more than 128 pixels (sums past int16): float32 sums, integer means
     h, w = src.shape[0], src.shape[1]
     H, W = out.shape[0], out.shape[1]
     x_end = max(min(x_start + W * fx, w), x_start)
@@ -312,10 +312,10 @@ def _box_reduce_float(src, y_start, x_start, fy, fx, out):
         for y in range(ya, yb):
             _add_row(src2[y, x_start * 3 : x_start * 3 + n], acc[:n])
         _block_sums(acc, fx, hs)
-        rows = np.float32(max(yb - ya, 0))
+        rows = max(yb - ya, 0)
         orow = out2[oy]
         for j in range(W * 3):
-            c = rows * cols[j]
-            if c <= 0:
-                c = np.float32(1.0)
-            orow[j] = _clamp(hs[j] / c)
+            # the exact mean rounded half up, in integers (the sums are exact in float32): a
+            # float32 division + 0.5 rounded some exact halves down in one of our compiles
+            c = max(rows * int(cols[j]), 1)
+            orow[j] = (2 * int(hs[j]) + c) // (2 * c)

@@ -322,3 +322,12 @@ def test_maps_where_torchvisions_system_is_singular():
     e2 = np.array([[[1, 1], [3, 0], [4, 3], [0, 4]]], np.float64)
     c = perspective_coeffs(start, e2)[0]
     np.testing.assert_allclose(perspective_maps(start, e2)[0], np.append(c, 1).reshape(3, 3))
+
+
+def test_affine_refuses_a_stretch_that_makes_the_map_singular():
+    with pytest.raises(ConfigError, match="Affine.stretch"):
+        T.Affine(stretch=(1e-222, 1.0), perspective=0.0078)
+    # the extremes it accepts give finite, invertible maps with any perspective
+    op = T.Affine(rotate=180, shear=60, stretch=(0.01, 0.01), perspective=0.01)
+    m = op.matrices(np.arange(200), 0, 0, 0, (64, 64))
+    assert np.isfinite(m).all() and (np.abs(np.linalg.det(m)) > 0).all()

@@ -40,8 +40,10 @@ class Affine(Op):
         interval("Affine.shear", self.shear, -60.0, 60.0, symmetric_about=0.0)
         interval("Affine.translate", self.translate, -1.0, 1.0, symmetric_about=0.0)
         lo, hi = interval("Affine.stretch", self.stretch, 0.0, 10.0)
-        if lo <= 0:
-            raise bad_param("Affine.stretch", "scale factors > 0", self.stretch, "e.g. (0.9, 1.1)")
+        if lo < 0.01:  # below, the map is numerically singular (a 100x shrink is already fill)
+            raise bad_param(
+                "Affine.stretch", "scale factors >= 0.01", self.stretch, "e.g. (0.9, 1.1)"
+            )
         probability("Affine.p", self.p)
         number("Affine.perspective", self.perspective, 0.0, 0.01)
 

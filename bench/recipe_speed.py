@@ -92,7 +92,7 @@ def repeat_fns(ds, n: int, batch: int, pipe, out) -> dict:
     rd = RepeatDataset(ds, 3)
     order = (np.arange(3)[None, :] * len(ds) + np.arange(-(-n // 3))[:, None]).reshape(-1)[:n]
 
-    def alone(dataset, indices, scales, boxes):
+    def alone(dataset, indices, scales, boxes, slack=1.0):
         return [([j], scales[j], boxes[j, :4], boxes[j, 4]) for j in range(len(indices))]
 
     def run(groups):

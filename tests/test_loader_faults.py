@@ -161,7 +161,10 @@ def test_ctrl_c_in_a_training_script_cleans_up(tmp_path):
     script = tmp_path / "train.py"
     script.write_text(
         textwrap.dedent(f"""
-        import sys
+        import signal, sys
+        # as under a terminal (a shell's background job, e.g. under nohup, starts with SIGINT
+        # ignored, and Python keeps that)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from loader_fakes import FakeDataset, FakePipeline
         from augpipe.loader.loader import Loader

@@ -60,6 +60,7 @@ from bench.common import (  # noqa: E402
     TV_VENV,
     PeerError,
     add_corpus_args,
+    batch_runner,
     chosen_corpora,
     load_note,
     machine_metadata,
@@ -113,12 +114,7 @@ def run_corpus(args, packed: str, photos: str) -> str:
     load0 = os.getloadavg()[0]
 
     def run(pipe):
-        def fn():
-            for s in range(0, n, args.batch):
-                b = idx[s : s + args.batch]
-                pipe.run_batch(ds, b, 0, 0, out[: len(b)])
-
-        return fn
+        return batch_runner(pipe, ds, idx, args.batch, out)
 
     recs = std.sample_params(ds.sizes[idx], idx, 0, 0)
     rects = [(r["A2"][0]) for r in recs]

@@ -158,6 +158,18 @@ def median_rate(
     }
 
 
+def batch_runner(pipe, ds, idx, batch: int, out):
+    """A callable for ``median_rate``: one pass of the bound pipeline ``pipe`` over the
+    records ``idx`` of ``ds``, ``batch`` at a time, into the uint8 buffer ``out``."""
+
+    def fn():
+        for s in range(0, len(idx), batch):
+            b = idx[s : s + batch]
+            pipe.run_batch(ds, b, 0, 0, out[: len(b)])
+
+    return fn
+
+
 def summarize(rates: list[float]) -> dict[str, float | list[float]]:
     """The same dict as ``median_rate`` for rates measured elsewhere (for example by a peer)."""
     return {

@@ -43,6 +43,7 @@ from bench.common import (  # noqa: E402
     PHOTOS,
     TV_VENV,
     PeerError,
+    batch_runner,
     load_note,
     metadata_line,
     run_peer,
@@ -165,15 +166,7 @@ def main() -> int:
     pipes = {name: pipeline(extra, S).bind(ds) for name, (extra, _) in ROWS.items()}
     load0 = os.getloadavg()[0]
 
-    def run(pipe):
-        def fn():
-            for s in range(0, n, args.batch):
-                b = idx[s : s + args.batch]
-                pipe.run_batch(ds, b, 0, 0, out[: len(b)])
-
-        return fn
-
-    fns = {name: run(p) for name, p in pipes.items()}
+    fns = {name: batch_runner(p, ds, idx, args.batch, out) for name, p in pipes.items()}
     fns.update(repeat_fns(ds, n, args.batch, pipes[STD], out))
     times: dict[str, list[float]] = {k: [] for k in fns}
     for rep in range(args.repeats + 1):  # interleaved; pass 0 (compilation, cache) discarded

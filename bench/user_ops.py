@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from augpipe import transforms as T  # noqa: E402
 from augpipe.format.dataset import ShardDataset  # noqa: E402
-from bench.common import PACKED, median_rate, metadata_line, write_results_section  # noqa: E402
+from bench.common import PACKED, batch_runner, median_rate, metadata_line, write_results_section  # noqa: E402
 
 
 def identity(image, rng):
@@ -77,13 +77,7 @@ def main() -> int:
         out = np.empty((args.batch, args.size, args.size, 3), np.uint8)
         rates = {}
         for name, pipe in rows.items():
-            pipe = pipe.bind(ds)
-
-            def fn(pipe=pipe):
-                for s in range(0, n, args.batch):
-                    b = idx[s : s + args.batch]
-                    pipe.run_batch(ds, b, 0, 0, out[: len(b)])
-
+            fn = batch_runner(pipe.bind(ds), ds, idx, args.batch, out)
             rates[name] = median_rate(fn, n, repeats)["median"]
     ref_us = 1e6 / rates["fused pass alone"]
     lines = ["| pipeline | images/s (one core) | µs per image | extra µs per image |",

@@ -15,15 +15,21 @@
  * returned as ``data``; otherwise a new bytearray is returned. ``fast`` selects JDCT_IFAST
  * instead of JDCT_ISLOW; ``fancy`` False uses libjpeg's cheaper chroma upsampling.
  *
- * Restart markers (``restart``): a baseline JPEG whose restart interval is one MCU row (what
- * ``augpipe pack --restart-rows`` writes) has an entropy-coded segment per MCU row, each
- * decodable on its own (DC predictions restart, the segment starts on a byte). For a region
- * that starts below the top, the rows above are then not even entropy-decoded: a shorter JPEG is
- * assembled (the same tables, the frame height reduced, the segments from the MCU row above the
- * region's first row on, restart markers renumbered from 0) and decoded instead. Its first row
- * differs from a whole decode (the chroma upsampler sees it as the image's top edge), so the cut
- * is made at least one row above the region: the pixels returned are the same as without it.
- * Any other JPEG (no or another restart interval, progressive, several scans) decodes as before.
+ * Restart markers (``restart``): a baseline JPEG whose restart interval k divides its MCU row
+ * (what ``augpipe pack --restart-rows`` writes: k from augpipe/format/restart.py, ~4 MCUs; older
+ * packs have k = one whole MCU row) has mcux / k entropy-coded segments per MCU row, each
+ * decodable on its own (DC predictions restart, the segment starts on a byte). One scan of the
+ * entropy data for the RST markers finds them; a shorter JPEG is then assembled from only the
+ * segments of the MCU rows and segment columns the region needs (the same tables and DRI, the
+ * frame's height and width those of the sub-image, the segments concatenated, the markers
+ * renumbered from 0, EOI appended) and decoded instead, the offsets shifted by the rows and
+ * columns left out: the rows above, below and the columns beside the region are not even
+ * entropy-decoded. A sub-image's edges differ from a whole decode under fancy upsampling (the
+ * chroma upsampler sees them as the image's edges), so the cut keeps one full-size row above and
+ * one scaled row below the region: its rows are the whole decode's, and its columns are too
+ * except the band's first and last (as for any column crop: decode.py decodes one more on each
+ * side and never samples them). Any other JPEG (no restart interval, one that does not divide
+ * the MCU row, markers out of sequence, progressive, several scans) decodes as before.
  *
  * Errors (corrupt or truncated data, libjpeg warnings included, CMYK input, a short ``out``)
  * raise ValueError; libjpeg never prints and never exits. The GIL is released while libjpeg
@@ -73,8 +79,9 @@ struct job {
     int denom, fast, fancy, restart;
     JDIMENSION y0, y1, x0, x1;
     unsigned char *dst;
-    unsigned char *sub; /* the JPEG without the MCU rows above the region, or NULL */
+    unsigned char *sub; /* the JPEG of only the segments the region needs, or NULL */
     JDIMENSION row0;    /* scaled rows cut off above by ``sub`` */
+    JDIMENSION col0;    /* scaled columns cut off on the left by ``sub`` */
 };
 
 static unsigned be16(const unsigned char *p)
@@ -97,15 +104,18 @@ static const unsigned char *next_marker(const unsigned char *p, const unsigned c
     return NULL;
 }
 
-/* Build j->sub when the JPEG has one restart interval per MCU row and the region starts at
- * least one MCU row (+ 1 row) down; otherwise leave it NULL (decode the JPEG as it is). Never
- * fails: anything unexpected just keeps the whole JPEG, whose decode then reports errors. */
-static void cut_rows_above(struct job *j)
+/* Build j->sub when the JPEG's restart interval k divides its MCU row (k == mcux: one interval
+ * per row) and the region leaves out MCU rows above or segment columns beside it; otherwise
+ * leave it NULL (decode the JPEG as it is). Never fails: anything unexpected (a marker missing
+ * or out of sequence, truncated data, no memory) just keeps the whole JPEG, whose decode then
+ * reports the damage if the region needs it. */
+static void cut_segments(struct job *j)
 {
     const unsigned char *s = j->src, *end = j->src + j->src_len, *p = s + 2;
     const unsigned char *sof = NULL, *sos_end = NULL;
     unsigned restart = 0, ncomp = 0, hmax = 1, vmax = 1, width = 0, height = 0;
-    if (!j->restart || j->y0 < 2 || j->src_len < 4 || s[0] != 0xFF || s[1] != 0xD8)
+    const unsigned d = (unsigned)j->denom;
+    if (!j->restart || j->src_len < 4 || s[0] != 0xFF || s[1] != 0xD8)
         return;
     while (p + 4 <= end && sos_end == NULL) { /* the marker segments up to the scan */
         if (p[0] != 0xFF)
@@ -144,46 +154,88 @@ static void cut_rows_above(struct job *j)
     }
     if (sos_end == NULL || width == 0 || height == 0 || hmax > 4 || vmax > 4)
         return;
-    unsigned mcu_h = 8 * vmax, mcux = (width + 8 * hmax - 1) / (8 * hmax);
-    /* the row above the region's first row must be decoded too (chroma upsampling context) */
-    unsigned r0 = (unsigned)((j->y0 * (JDIMENSION)j->denom - 1) / mcu_h);
-    if (restart != mcux || r0 == 0 || r0 * mcu_h >= height)
+    if (ncomp == 1) /* a single-component scan's MCU is one 8 x 8 block */
+        hmax = vmax = 1;
+    unsigned mcu_w = 8 * hmax, mcu_h = 8 * vmax;
+    unsigned mcux = (width + mcu_w - 1) / mcu_w, mcuy = (height + mcu_h - 1) / mcu_h;
+    if (restart == 0 || mcux % restart != 0)
         return;
-    const unsigned char *q = sos_end; /* find the r0-th restart marker */
-    for (unsigned k = 0; k < r0; k++) {
+    unsigned k = restart, spr = mcux / k, seg_w = k * mcu_w; /* segments per MCU row, width */
+    /* the MCU rows [r0, r1) and segment columns [s0, s1) that hold full-size rows
+     * [y0 d - 1, (y1 + 1) d) and columns [x0 d, x1 d): one row above and one scaled row below
+     * the region too, so that the chroma upsampler's context (fast=False) is the whole
+     * image's; the band's edge columns may differ anyway (decode.py: never sampled) */
+    unsigned long ylo = j->y0 * (unsigned long)d, yhi = (j->y1 + 1UL) * d;
+    unsigned long xlo = j->x0 * (unsigned long)d, xhi = j->x1 * (unsigned long)d;
+    unsigned r0 = ylo > 0 ? (unsigned)((ylo - 1) / mcu_h) : 0;
+    unsigned long r1l = (yhi + mcu_h - 1) / mcu_h, s1l = (xhi + seg_w - 1) / seg_w;
+    unsigned r1 = r1l < mcuy ? (unsigned)r1l : mcuy, s1 = s1l < spr ? (unsigned)s1l : spr;
+    unsigned s0 = (unsigned)(xlo / seg_w);
+    if (r0 >= r1 || s0 >= s1 || (r0 == 0 && s0 == 0 && s1 == spr))
+        return; /* an empty region (start reports it), or nothing to leave out */
+    /* where segments 0 .. last start and end: one scan for the restart markers */
+    unsigned long last = (unsigned long)(r1 - 1) * spr + s1 - 1, total = (unsigned long)mcuy * spr;
+    const unsigned char **at = malloc((last + 2) * sizeof *at);
+    if (at == NULL)
+        return;
+    const unsigned char *q = sos_end;
+    at[0] = sos_end; /* at[n]: start of segment n; at[n + 1] - 2: the marker ending it */
+    for (unsigned long n = 0; n <= last; n++) {
         q = next_marker(q, end);
-        if (q == NULL || q[1] != 0xD0 + (k & 7))
+        if (q == NULL || q[1] != (n + 1 == total ? 0xD9 : 0xD0 + (n & 7))) {
+            free(at); /* not the sequence a k-MCU interval gives: decode the JPEG as it is */
             return;
+        }
         q += 2;
+        at[n + 1] = q;
     }
-    size_t head = (size_t)(sos_end - s), tail = (size_t)(end - q);
-    unsigned char *sub = malloc(head + tail);
-    if (sub == NULL)
+    size_t head = (size_t)(sos_end - s), body = 0;
+    unsigned long count = (unsigned long)(r1 - r0) * (s1 - s0);
+    for (unsigned r = r0; r < r1; r++)
+        body += (size_t)(at[(unsigned long)r * spr + s1] - at[(unsigned long)r * spr + s0]);
+    unsigned char *sub = malloc(head + body + 2);
+    if (sub == NULL) {
+        free(at);
         return;
-    memcpy(sub, s, head);
-    memcpy(sub + head, q, tail);
-    unsigned h2 = height - r0 * mcu_h;
-    sub[(sof - s) + 5] = (unsigned char)(h2 >> 8);
-    sub[(sof - s) + 6] = (unsigned char)(h2 & 255);
-    unsigned char *r = sub + head, *send = sub + head + tail;
-    while ((r = (unsigned char *)next_marker(r, send)) != NULL) { /* renumber from RST0 */
-        if (r[1] >= 0xD0 && r[1] <= 0xD7)
-            r[1] = (unsigned char)(0xD0 + ((r[1] - 0xD0 + 8 - (r0 & 7)) & 7));
-        r += 2;
     }
+    memcpy(sub, s, head);
+    unsigned char *w = sub + head;
+    unsigned long n = 0; /* segments written: the next marker is RSTn (mod 8) */
+    for (unsigned r = r0; r < r1; r++) {
+        for (unsigned c = s0; c < s1; c++, n++) {
+            unsigned long i = (unsigned long)r * spr + c;
+            size_t len = (size_t)(at[i + 1] - 2 - at[i]);
+            memcpy(w, at[i], len);
+            w += len;
+            w[0] = 0xFF;
+            w[1] = (unsigned char)(n + 1 == count ? 0xD9 : 0xD0 + (n & 7));
+            w += 2;
+        }
+    }
+    free(at);
+    unsigned h2 = (r1 == mcuy ? height : r1 * mcu_h) - r0 * mcu_h;
+    unsigned w2 = (s1 == spr ? width : s1 * seg_w) - s0 * seg_w;
+    unsigned char *f = sub + (sof - s);
+    f[5] = (unsigned char)(h2 >> 8);
+    f[6] = (unsigned char)(h2 & 255);
+    f[7] = (unsigned char)(w2 >> 8);
+    f[8] = (unsigned char)(w2 & 255);
     j->sub = sub;
     j->src = sub;
-    j->src_len = (unsigned long)(head + tail);
-    j->row0 = r0 * mcu_h / (unsigned)j->denom;
+    j->src_len = (unsigned long)(w - sub);
+    j->row0 = r0 * mcu_h / d;
+    j->col0 = s0 * seg_w / d;
     j->y0 -= j->row0;
     j->y1 -= j->row0;
+    j->x0 -= j->col0;
+    j->x1 -= j->col0;
 }
 
 /* Phase 1, without the GIL: header, scaling, start, column crop. 0 or -1 (message in err). */
 static int start(struct job *j)
 {
     struct jpeg_decompress_struct *c = &j->cinfo;
-    cut_rows_above(j);
+    cut_segments(j);
     if (setjmp(j->err.jump))
         return -1;
     jpeg_mem_src(c, j->src, j->src_len);
@@ -317,7 +369,8 @@ static PyObject *decode_region(PyObject *self, PyObject *args, PyObject *kw)
     Py_END_ALLOW_THREADS
     if (rc)
         goto fail;
-    result = Py_BuildValue("(Onnnn)", data, (Py_ssize_t)(j->y0 + j->row0), (Py_ssize_t)j->x0,
+    result = Py_BuildValue("(Onnnn)", data, (Py_ssize_t)(j->y0 + j->row0),
+                           (Py_ssize_t)(j->x0 + j->col0),
                            (Py_ssize_t)(j->y1 - j->y0), (Py_ssize_t)(j->x1 - j->x0));
     goto cleanup;
 fail:
@@ -339,8 +392,8 @@ static PyMethodDef methods[] = {
     {"decode_region", (PyCFunction)(void (*)(void))decode_region, METH_VARARGS | METH_KEYWORDS,
      "decode_region(buf, y0, y1, x0, x1, denom=1, out=None, fast=False, fancy=True, "
      "restart=True) -> (data, y0, x0, h, w): RGB rows [y0, y1) and columns [x0, x1) of the "
-     "JPEG scaled by 1/denom, columns widened to iMCU boundaries, rows above skipped by restart "
-     "markers when each MCU row has one; ValueError on a bad JPEG."},
+     "JPEG scaled by 1/denom, columns widened to iMCU boundaries, only the restart segments the region "
+     "needs entropy-decoded when the interval divides the MCU row; ValueError on a bad JPEG."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -19,9 +19,11 @@ says whether it is active): only the rows and columns of the sample's source bou
 decoded, at the same DCT scale. libjpeg-turbo skips the IDCT, upsampling and colour conversion
 of the rows above (``jpeg_skip_scanlines``) and of the columns outside (``jpeg_crop_scanline``),
 and never reads the rows below. Records packed with restart markers (``augpipe pack``'s default,
-``--restart-rows``: one restart interval per MCU row, +0.2% bytes) skip even the entropy decoding
-of the rows above, which is half of a decode's time at q90 (``_jpegregion``'s docstring);
-measured on the standard crops: ~10% less decode time, the same pixels.
+``--restart-rows``: a restart interval of k MCUs dividing the MCU row, ``format/restart.py``)
+skip even the entropy decoding of the rows above and below and of the columns beside the crop:
+only the segments covering it are decoded (``_jpegregion``'s docstring); entropy decoding is
+half of a decode's time at q90. The same pixels as without the markers; records with one
+interval per MCU row (packed before) skip the rows above only.
 
 Which decoder arithmetic (``fast``, Compose's ``fast_decode``): by default the region decode uses
 libjpeg's fast integer IDCT and merged (box) chroma upsampling, the arithmetic of the whole-image

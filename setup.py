@@ -4,6 +4,10 @@
 jpeg_crop_scanline / jpeg_skip_scanlines). It needs the libjpeg headers (Debian/Ubuntu:
 ``apt-get install libjpeg-dev``); without them the build of the extension fails, the install
 goes on (``optional=True``) and augpipe decodes whole images instead.
+
+``augpipe._jpegrestart`` adds restart markers to source JPEGs that ``augpipe pack`` keeps
+(lossless: libjpeg's coefficient transcoding, as jpegtran). Same headers, same optional build:
+without it kept JPEGs are stored as they are (``augpipe.format.restart.add_restarts``).
 """
 
 from setuptools import Extension, setup
@@ -16,6 +20,13 @@ setup(
             libraries=["jpeg"],
             extra_compile_args=["-O2", "-std=c99"],
             optional=True,
-        )
+        ),
+        Extension(
+            "augpipe._jpegrestart",
+            sources=["augpipe/_jpegrestart.c"],
+            libraries=["jpeg"],
+            extra_compile_args=["-O2", "-std=c99"],
+            optional=True,
+        ),
     ]
 )

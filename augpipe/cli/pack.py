@@ -40,7 +40,8 @@ def register(sub) -> None:
         "--keep-jpeg",
         action="store_true",
         help="store source JPEGs that need no rotation/resize as they are (metadata "
-        "stripped) instead of re-encoding: faster, no generation loss",
+        "stripped) instead of re-encoding: faster, no generation loss (with --restart-rows "
+        "they get the markers by a lossless transcode: the same pixels)",
     )
     p.add_argument(
         "--restart-rows",

@@ -28,6 +28,8 @@ import numpy as np
 import simplejpeg
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from augpipe.format.restart import marker_segments, try_add_restarts
+
 IMAGE_EXTENSIONS = frozenset(
     {
         ".jpg",
@@ -107,13 +109,18 @@ def load_for_pack(
     max_side: int = 0,
     short_side: int = 0,
     keep_jpeg: bool = False,
+    restarts: bool = False,
 ) -> tuple[np.ndarray, bytes | None]:
     """(pixels, JPEG bytes to store as they are, or None when the image must be re-encoded).
 
     With ``keep_jpeg``, a source that is a baseline 3-component (YCbCr) JPEG needing no rotation
     and no resize is kept byte for byte, minus its metadata segments (APP1..APP15 except Adobe's
     APP14, and comments): no generation loss and no encoding cost. It is still fully decoded,
-    so broken files are caught and statistics use its pixels.
+    so broken files are caught and statistics use its pixels. ``restarts`` (the pack's
+    ``restart_rows``): the kept JPEG gets restart markers by a lossless transcode
+    (``augpipe.format.restart.add_restarts``: the same DCT coefficients, the same pixels); a
+    progressive source is then kept too (it becomes baseline). Where the transcode cannot be
+    done, a baseline source keeps its own bytes and a progressive one is re-encoded.
     """
     if os.path.islink(path) and not os.path.exists(path):
         raise BadImage("dangling symbolic link")
@@ -129,8 +136,15 @@ def load_for_pack(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            pixels, keepable = _decode(data, max_pixels, max_side, short_side)
-        return pixels, (strip_jpeg_metadata(data) if keep_jpeg and keepable else None)
+            pixels, keepable, progressive = _decode(data, max_pixels, max_side, short_side)
+        if not keep_jpeg or not keepable or (progressive and not restarts):
+            return pixels, None
+        kept = strip_jpeg_metadata(data)
+        if restarts:
+            kept, why_not = try_add_restarts(kept)
+            if why_not is not None and progressive:
+                return pixels, None
+        return pixels, kept
     except BadImage:
         raise
     except UnidentifiedImageError:
@@ -157,12 +171,9 @@ def _decode(data: bytes, max_pixels: int, max_side: int, short_side: int):
     out_w, out_h = target_size(*((height, width) if swapped else (width, height)),
                                max_side, short_side)  # fmt: skip
     resized = (out_w, out_h) != ((height, width) if swapped else (width, height))
+    progressive = bool(img.info.get("progressive") or img.info.get("progression"))
     keepable = (
-        img.format == "JPEG"
-        and img.mode == "RGB"
-        and not (img.info.get("progressive") or img.info.get("progression"))
-        and orientation in (1, None)
-        and not resized
+        img.format == "JPEG" and img.mode == "RGB" and orientation in (1, None) and not resized
     )
     pixels = None
     if img.format == "JPEG" and img.mode in ("RGB", "L") and not resized:
@@ -181,7 +192,7 @@ def _decode(data: bytes, max_pixels: int, max_side: int, short_side: int):
 
         # Area averaging: antialiased for any shrink factor, and ~2x faster than Pillow's bicubic.
         pixels = cv2.resize(pixels, (out_w, out_h), interpolation=cv2.INTER_AREA)
-    return np.ascontiguousarray(pixels, dtype=np.uint8), keepable
+    return np.ascontiguousarray(pixels, dtype=np.uint8), keepable, progressive
 
 
 def _decode_plain_jpeg(data: bytes, width: int, height: int) -> np.ndarray | None:
@@ -223,23 +234,12 @@ def _orient(pixels: np.ndarray, orientation: int | None) -> np.ndarray:
 def strip_jpeg_metadata(data: bytes) -> bytes:
     """The JPEG without APP1..APP15 (but APP14, which says how to read the colours) and COM
     segments; the input unchanged if its marker structure is not the expected one."""
-    if data[:2] != b"\xff\xd8":
+    segs = marker_segments(data)
+    if segs is None:
         return data
-    out, i = [b"\xff\xd8"], 2
-    while i + 4 <= len(data):
-        if data[i] != 0xFF:
-            return data
-        marker = data[i + 1]
-        if marker == 0xFF:  # fill byte
-            i += 1
-            continue
-        if marker == 0xDA:  # start of scan: the rest is entropy-coded data
-            out.append(data[i:])
-            return b"".join(out)
-        end = i + 2 + int.from_bytes(data[i + 2 : i + 4], "big")
-        if (0xE1 <= marker <= 0xEF and marker != 0xEE) or marker == 0xFE:
-            i = end
-            continue
-        out.append(data[i:end])
-        i = end
-    return data
+    out = [b"\xff\xd8"]
+    for marker, i, end in segs[:-1]:
+        if not ((0xE1 <= marker <= 0xEF and marker != 0xEE) or marker == 0xFE):
+            out.append(data[i:end])
+    out.append(data[segs[-1][1] :])  # the scan header and the rest of the file
+    return b"".join(out)

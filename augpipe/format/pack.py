@@ -30,7 +30,7 @@ from pathlib import Path
 from augpipe import rng
 from augpipe.errors import InputImageError, UserError, bad_param
 from augpipe.format import manifest as mf
-from augpipe.format import parts, sources
+from augpipe.format import parts, restart, sources
 from augpipe.format.assemble import ShardSink, check_out, commit_dir, finish_dataset, temp_dir
 from augpipe.format.imageio import DEFAULT_MAX_PIXELS, BadImage
 from augpipe.format.workers import run_ordered
@@ -47,6 +47,7 @@ class PackReport:
     part: str = ""  # "i/N" for a part written by pack(part=...)
     merged: int = 0  # parts joined, for a report of merge()
     annotation_problems: int = 0  # datasets with targets: lines of annotations.tsv
+    without_restarts: int = 0  # restart_rows: JPEGs stored without markers (format/restart.py)
 
     def summary(self) -> str:
         rate = self.packed / self.seconds if self.seconds > 0 else 0.0
@@ -65,6 +66,9 @@ class PackReport:
                 skipped += (f", {self.annotation_problems} annotation problem(s) (in "
                             f"{os.path.join(self.out, 'annotations.tsv')})")  # fmt: skip
             where = f"{self.shards} shard(s)"
+        if self.without_restarts:
+            skipped += (f", {self.without_restarts} JPEG(s) stored without restart markers "
+                        "(augpipe.format.restart.try_add_restarts says why)")  # fmt: skip
         return (
             f"{what}, {skipped}, {where}, "
             f"{self.bytes / 1e6:.1f} MB, {rate:.0f} images/s in {self.seconds:.1f} s -> {self.out}"
@@ -136,7 +140,8 @@ def pack(
     stores source JPEGs that need no change as they are (see ``imageio.load_for_pack``).
     ``restart_rows`` (default True) writes a restart marker after every MCU row of the JPEGs
     it encodes (+0.2% bytes, the same pixels), so that region decodes skip the entropy decoding
-    above a crop; ``False`` writes plain JPEGs.
+    above a crop; ``False`` writes plain JPEGs. Kept JPEGs get the markers by a lossless
+    transcode (``augpipe.format.restart.add_restarts``: the same pixels).
     ``shuffle_seed``: pack the inputs in a seeded random order instead of sorted order.
     ``part="i/N"`` (or ``(i, N)``): write only part i (0-based) of N to ``out``, a part
     directory for ``augpipe.format.merge.merge``. ``coco`` (instances JSON, images under
@@ -239,6 +244,8 @@ def _consume(items, lo, hi, source, opts, workers, strict, progress, report, sin
                     )
                 report.skipped.append((source.relative(path), payload))
                 continue
+            if opts.get("restart_rows") and not restart.has_restarts(payload):
+                report.without_restarts += 1  # a kept JPEG the transcode refused
             if tblock is None:  # (parts carry no targets)
                 sink.add(label, h, w, payload, crc, partial)
             else:

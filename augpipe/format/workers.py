@@ -77,6 +77,7 @@ def process_chunk(chunk: list, opts: dict) -> bytes:
                 opts["max_side"],
                 opts["short_side"],
                 keep_jpeg=opts["format"] == "jpeg" and opts.get("keep_jpeg", False),
+                restarts=opts.get("restart_rows", False),  # kept JPEGs: lossless transcode
             )
             payload = (
                 kept

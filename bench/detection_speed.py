@@ -9,8 +9,10 @@ Albumentations ``LongestMaxSize + PadIfNeeded``), scale 0.5-1.5, rotate +-10 deg
 translate +-10%, shear +-5 degrees, horizontal flip, HSV jitter, boxes filtered at
 min_visibility 0.1. Each image gets ``--boxes`` random boxes (seeded by its position); the
 mask rows add a semantic mask (the boxes painted with their class). augpipe packs the photos
-(``--keep-jpeg``) with the boxes as COCO JSON and times ``TargetPipeline.run_batch`` (JPEG
-decode from the shard + the fused warp + targets) in this process on one core; the peer
+(``--keep-jpeg``, and the default ``--restart-rows``: the kept JPEGs are transcoded losslessly
+to carry restart markers, so region decodes skip what lies outside them) with the boxes as
+COCO JSON and times ``TargetPipeline.run_batch`` (JPEG decode from the shard + the fused
+warp + targets) in this process on one core; the peer
 (``peers/tv``) decodes the same JPEG files with cv2 and runs Albumentations, one core. The
 Mosaic rows: Mosaic(640) + ultralytics' RandomPerspective (RandomScale + Affine with its
 perspective term, 0.0005) + flip + HSV, against the single-image pipeline's cost; the peer's
@@ -18,7 +20,7 @@ is Albumentations' Mosaic (2 x 2, "contain", the next three photos as partners, 
 decoded) + Affine + Perspective(0.02-0.05) + flip + HSV. Results go to bench/RESULTS.md
 ("Detection speed") unless --no-write; --quick runs a few images once to check that
 everything works, and checks the outputs (row-run masks, mask values, Mosaic boxes in the
-frame).
+frame, restart markers in the packed records).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from augpipe import Affine, Compose, HorizontalFlip  # noqa: E402
+from augpipe.format import restart  # noqa: E402
 from augpipe.format.dataset import ShardDataset  # noqa: E402
 from augpipe.format.pack import pack  # noqa: E402
 from augpipe.ops.detection.hsv import HSVJitter  # noqa: E402
@@ -132,6 +135,10 @@ def quick_checks(seg, boxes, pipe, mosaic, size: int) -> list[str]:
     extra = set(np.unique(t["masks"]).tolist()) - set(range(6)) - {255}
     if extra:
         problems.append(f"warped semantic masks hold values {sorted(extra)} no mask has")
+    if restart._jpegrestart is not None:  # kept JPEGs are transcoded to carry restart markers
+        bare = [i for i in range(len(boxes)) if not restart.has_restarts(boxes.raw(i))]
+        if bare:
+            problems.append(f"{len(bare)} of {len(boxes)} packed records have no restart markers")
     tp = TargetPipeline(mosaic.bind(boxes), boxes, TargetOptions(min_visibility=0.1))
     _, t = tp.sample(boxes, np.arange(min(8, len(boxes))))
     b = t["boxes"]
@@ -185,7 +192,8 @@ def main(argv=None) -> int:
                 print(f"quick check failed: {p}", file=sys.stderr)
             if problems:
                 return 1
-            print("quick checks: ok (row-run masks, mask values, Mosaic boxes in the frame)")
+            print("quick checks: ok (row-run masks, mask values, Mosaic boxes in the frame, "
+                  "restart markers in the kept JPEGs)")  # fmt: skip
         peer = None
         if not a.skip_peers:
             spec = work / "spec.json"

@@ -13,8 +13,9 @@ segments that cover it (rows above and below, columns left and right left out).
 Source JPEGs that ``augpipe pack --keep-jpeg`` stores as they are get their markers from
 ``add_restarts``: a lossless transcode (``augpipe._jpegrestart``, libjpeg's
 ``jpeg_read_coefficients`` -> ``jpeg_write_coefficients``, as ``jpegtran -restart``): the same
-DCT coefficients, so every decoder gives the same pixels, with optimised Huffman tables (the
-file usually shrinks a little) and always baseline (a progressive source becomes baseline).
+DCT coefficients, so every decoder gives the same pixels, with optimised Huffman tables (a
+few % more bytes than the source: the markers and their restarted DC predictions) and always
+baseline (a progressive source becomes baseline).
 The rule when it cannot be done (the extension is not built; libjpeg refuses the file: corrupt
 data, any libjpeg warning, CMYK, greyscale, 12-bit; an MCU row too long for the 16-bit
 interval): the original bytes are kept, and ``try_add_restarts`` says why.

@@ -240,3 +240,50 @@ def test_yolo_pack_with_keep_jpeg_has_markers_and_reports_refusals(tmp_path, mon
     assert rep.without_restarts == 2 and "2 JPEG(s) stored without restart markers" in rep.summary()
     off = ShardDataset(tmp_path / "off")
     assert bytes(off.raw(0)) == strip_jpeg_metadata((root / "images" / "0.jpg").read_bytes())
+
+
+@pytest.mark.parametrize("perspective", [0.0, 0.002])
+def test_mosaic_from_transcoded_records_equals_whole_image_decodes(tmp_path, monkeypatch,
+                                                                    perspective):  # fmt: skip
+    """Mosaic's tiles decode only their region (the restart segments that cover it, from the
+    transcoded records): the output equals the one from whole-image decodes, bit for bit."""
+    pytest.importorskip("augpipe._jpegregion")
+    from augpipe import Affine, Compose, HorizontalFlip, decode
+    from augpipe.ops.detection.hsv import HSVJitter
+    from augpipe.ops.detection.mosaic import Mosaic
+    from augpipe.ops.detection.random_scale import RandomScale
+    from augpipe.targets.batch import TargetPipeline
+
+    (tmp_path / "im").mkdir()
+    images, anns = [], []
+    for i in range(6):
+        h, w = 70 + 9 * i, 120 - 7 * i
+        (tmp_path / "im" / f"{i}.jpg").write_bytes(_jpeg(photo(h, w, seed=i), "420", i == 1))
+        images.append({"id": i, "file_name": f"{i}.jpg", "height": h, "width": w})
+        anns.append({"id": i + 1, "image_id": i, "category_id": 1, "iscrowd": 0,
+                     "bbox": [5, 6, 30, 20]})  # fmt: skip
+    js = tmp_path / "a.json"
+    js.write_text(json.dumps({"images": images, "annotations": anns,
+                              "categories": [{"id": 1, "name": "x"}]}))  # fmt: skip
+    pack(None, tmp_path / "p", coco=js, root=tmp_path / "im", keep_jpeg=True, progress=False)
+    ds = ShardDataset(tmp_path / "p")
+    assert all(has_restarts(bytes(ds.raw(i))) for i in range(len(ds)))
+    pipe = Compose([Mosaic(160), RandomScale((0.5, 1.5)),
+                    Affine(rotate=10, translate=0.1, shear=5, perspective=perspective),
+                    HorizontalFlip(), HSVJitter()])  # fmt: skip
+    calls = []
+    real = decode._jpegregion.decode_region
+
+    def counted(*args):
+        calls.append(args[1:5])
+        return real(*args)
+
+    monkeypatch.setattr(decode._jpegregion, "decode_region", counted)
+    runs = []
+    for region in (True, False):
+        monkeypatch.setattr(decode, "REGION_DECODE", region)
+        tp = TargetPipeline(pipe.bind(ds), ds)
+        runs.append(tp.sample(ds, np.arange(6), seed=3))
+    assert len(calls) >= 6  # the tiles took the region decode
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    np.testing.assert_array_equal(runs[0][1]["boxes"], runs[1][1]["boxes"])

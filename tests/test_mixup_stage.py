@@ -200,3 +200,122 @@ def test_host_stage_with_torch_output(tiny_packed):
     for (x, t), (wx, wt) in zip(got, want, strict=True):
         assert torch.equal(x.permute(0, 2, 3, 1), torch.from_numpy(wx))
         assert torch.equal(t, torch.from_numpy(wt))
+
+
+@pytest.mark.parametrize("B", [2, 3, 7, 10])
+def test_inplace_kernel_equals_reference_for_every_rule_pair(B):
+    """Random per-sample rules (blend, CutMix box, unchanged), boxes that overlap, touch the
+    edges, are empty or stick out of the image: every (rule, partner's rule) pair."""
+    rng = np.random.default_rng(B)
+    H, W = 9, 11
+    x = rng.integers(0, 256, (B, H, W, 3), dtype=np.uint8)
+    seen = set()
+    for _ in range(300):
+        kind = rng.integers(0, 3, B)  # 0 unchanged, 1 blend, 2 CutMix
+        lam = np.where(kind == 0, 1.0, rng.random(B)).astype(np.float32)
+        cut = kind == 2
+        y0, x0 = rng.integers(-2, H, B), rng.integers(-2, W, B)
+        boxes = np.stack([y0, y0 + rng.integers(0, H + 2, B), x0, x0 + rng.integers(0, W, B)], 1)
+        got = mix_inplace(x.copy(), lam, cut, boxes)
+        clipped = np.clip(boxes, 0, [H, H, W, W])
+        assert np.array_equal(got, reference_mix(x, lam, cut, clipped))
+        seen.update(zip(kind.tolist(), kind[::-1].tolist()))
+    assert len(seen) == 9
+
+
+def _draws_one_stream_at_a_time(seed, epoch, n, base, mix_a, cut_a):
+    """The previous ``Mixup.params`` draws: a uniforms call, then each Beta from ``gammas``."""
+    from augpipe import rng
+    from augpipe.ops.policies.vocab import gammas
+
+    idx = np.arange(n, dtype=np.int64)
+    uk = (0, 5, 6, 7, 8, 9)
+    u = dict(zip(uk, rng.uniforms(seed, epoch, idx, [base + k for k in uk])))
+
+    def beta(stream, a):
+        x, y = gammas(seed, epoch, idx, [stream, stream + 1000], a)
+        return x / (x + y)
+
+    return (u, beta(base + 1, mix_a) if mix_a > 0 else None,
+            beta(base + 3, cut_a) if cut_a > 0 else None)  # fmt: skip
+
+
+@pytest.mark.parametrize("alphas", [(0.8, 1.0), (0.2, 0.0), (0.0, 1.0), (1.7, 0.4), (1.0, 4.0)])
+def test_one_pass_draws_equal_the_stream_by_stream_draws(alphas, monkeypatch):
+    from augpipe.ops.batch import draws
+
+    calls = []
+    real = draws.gammas
+    monkeypatch.setattr(draws, "gammas", lambda *a: calls.append(1) or real(*a))
+    for seed, epoch, n, base in ((0, 0, 1, 3 << 24), (3, 2, 64, 77), (1, 5, 30000, 1 << 40)):
+        got = draws.mix_draws(seed, epoch, n, base, *alphas)
+        want = _draws_one_stream_at_a_time(seed, epoch, n, base, *alphas)
+        assert np.array_equal(got[0], [want[0][k] for k in (0, 5, 6, 7, 8, 9)])
+        for g, w in zip(got[1:], want[1:]):
+            assert (g is None and w is None) or np.array_equal(g, w)
+    if alphas in ((0.2, 0.0), (1.7, 0.4)):  # these 30,000 samples need a later try somewhere:
+        assert calls  # the fallback to gammas' loop ran, and gave the same values
+
+
+def _randint_before(u, lo, hi):
+    hi = np.maximum(np.asarray(hi), np.asarray(lo) + 1)
+    return (lo + np.floor(u * (hi - lo))).astype(np.int64)
+
+
+def _params_before(op, seed, epoch, key, B, hw, pos):
+    """The previous ``Mixup.params`` (NumPy throughout), the reference for the compiled one."""
+    from augpipe import rng
+
+    n = max({"batch": 1, "pair": B // 2, "elem": B}[op.mode], 1)
+    base = (rng.stream_id(pos, 0) << 24) + int(key) * 64
+    mix_a, cut_a = op.mixup_alpha, op._cut_alpha
+    u, lam_mix, lam_cut = _draws_one_stream_at_a_time(seed, epoch, n, base, mix_a, cut_a)
+    cut = u[0] < op.switch_prob if mix_a > 0 and cut_a > 0 else np.full(n, cut_a > 0)
+    lam_mix = np.ones(n) if lam_mix is None else lam_mix
+    lam_cut = np.ones(n) if lam_cut is None else lam_cut
+    on = u[5] < op.prob
+    lam = np.where(on, np.where(cut, lam_cut, lam_mix), 1.0)
+    cut &= on & (lam < 1.0)
+    H, W = hw
+    if op.cutmix_minmax is not None:
+        lo, hi = op.cutmix_minmax
+        ch = _randint_before(u[6], int(H * lo), int(H * hi))
+        cw = _randint_before(u[7], int(W * lo), int(W * hi))
+        y0, x0 = _randint_before(u[8], 0, H - ch), _randint_before(u[9], 0, W - cw)
+        boxes = np.stack([y0, y0 + ch, x0, x0 + cw], axis=1)
+    else:
+        r = np.sqrt(1.0 - lam)
+        ch, cw = (H * r).astype(np.int64), (W * r).astype(np.int64)
+        cy, cx = _randint_before(u[6], 0, H), _randint_before(u[7], 0, W)
+        y0, y1 = np.clip(cy - ch // 2, 0, H), np.clip(cy + ch // 2, 0, H)
+        x0, x1 = np.clip(cx - cw // 2, 0, W), np.clip(cx + cw // 2, 0, W)
+        boxes = np.stack([y0, y1, x0, x1], axis=1)
+    if op.correct_lam or op.cutmix_minmax is not None:
+        area = (boxes[:, 1] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 2])
+        lam = np.where(cut, 1.0 - area / float(H * W), lam)
+    if op.mode == "batch":
+        rep = np.zeros(B, np.int64)
+    elif op.mode == "pair":
+        half = np.arange(B)
+        rep = np.minimum(np.minimum(half, B - 1 - half), max(n - 1, 0))
+    else:
+        rep = np.arange(B)
+    return lam[rep].astype(np.float32), cut[rep], boxes[rep]
+
+
+@pytest.mark.parametrize("mode", ["batch", "pair", "elem"])
+@pytest.mark.parametrize(
+    "kw",
+    [dict(mixup_alpha=0.8, cutmix_alpha=1.0, prob=0.7, switch_prob=0.4),
+     dict(mixup_alpha=0.0, cutmix_alpha=0.3, correct_lam=False),
+     dict(mixup_alpha=0.5, cutmix_minmax=(0.2, 0.8), switch_prob=0.6),
+     dict(mixup_alpha=2.0, cutmix_alpha=0.0, prob=0.5)],
+)  # fmt: skip
+def test_params_equal_the_numpy_params_bit_for_bit(mode, kw):
+    op = Mixup(mode=mode, num_classes=5, **kw)
+    for key, (B, hw) in enumerate([(1, (7, 5)), (2, (224, 224)), (9, (31, 17)), (64, (160, 96))]):
+        for pos in (0, 3):
+            got = op.params(4, 2, key, B, hw, pos)
+            want = _params_before(op, 4, 2, key, B, hw, pos)
+            for g, w in zip(got, want, strict=True):
+                assert g.dtype == w.dtype and np.array_equal(g, w), (key, pos)

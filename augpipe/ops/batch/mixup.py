@@ -28,14 +28,9 @@ from augpipe import rng
 from augpipe.errors import bad_param
 from augpipe.ops.base import Op, number, positive_int, probability
 from augpipe.ops.batch.blend import mix_inplace
-from augpipe.ops.policies.vocab import gammas
+from augpipe.ops.batch.draws import lam_boxes, mix_draws
 
 MODES = ("batch", "pair", "elem")
-
-
-def _beta(seed, epoch, idx, stream, a):
-    x, y = gammas(seed, epoch, idx, [stream, stream + 1000], a)
-    return x / (x + y)
 
 
 @dataclass(frozen=True)
@@ -95,47 +90,28 @@ class Mixup(Op):
         """(lam (B,) after the area correction, cut (B,) bool, boxes (B, 4) y0 y1 x0 x1)."""
         B = batch_size
         n = {"batch": 1, "pair": B // 2, "elem": B}[self.mode]
-        idx = np.arange(max(n, 1), dtype=np.int64)
+        n = max(n, 1)
         base = (rng.stream_id(pos, 0) << 24) + int(key) * 64  # 64 streams per batch
-
-        uk = (0, 5, 6, 7, 8, 9)  # one vectorised pass for the uniforms the draw uses
-        u = dict(zip(uk, rng.uniforms(seed, epoch, idx, [base + k for k in uk])))
-
         mix_a, cut_a = self.mixup_alpha, self._cut_alpha
-        if mix_a > 0 and cut_a > 0:
-            cut = u[0] < self.switch_prob
-        else:
-            cut = np.full(len(idx), cut_a > 0)
-        lam_mix = _beta(seed, epoch, idx, base + 1, mix_a) if mix_a > 0 else np.ones(len(idx))
-        lam_cut = _beta(seed, epoch, idx, base + 3, cut_a) if cut_a > 0 else np.ones(len(idx))
-        on = u[5] < self.prob
-        lam = np.where(on, np.where(cut, lam_cut, lam_mix), 1.0)
-        cut &= on & (lam < 1.0)
-        H, W = hw
-        if self.cutmix_minmax is not None:
-            lo, hi = self.cutmix_minmax
-            ch = _randint(u[6], int(H * lo), int(H * hi))
-            cw = _randint(u[7], int(W * lo), int(W * hi))
-            y0 = _randint(u[8], 0, H - ch)
-            x0 = _randint(u[9], 0, W - cw)
-            boxes = np.stack([y0, y0 + ch, x0, x0 + cw], axis=1)
-        else:
-            r = np.sqrt(1.0 - lam)
-            ch, cw = (H * r).astype(np.int64), (W * r).astype(np.int64)
-            cy, cx = _randint(u[6], 0, H), _randint(u[7], 0, W)
-            y0, y1 = np.clip(cy - ch // 2, 0, H), np.clip(cy + ch // 2, 0, H)
-            x0, x1 = np.clip(cx - cw // 2, 0, W), np.clip(cx + cw // 2, 0, W)
-            boxes = np.stack([y0, y1, x0, x1], axis=1)
-        if self.correct_lam or self.cutmix_minmax is not None:
-            area = (boxes[:, 1] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 2])
-            lam = np.where(cut, 1.0 - area / float(H * W), lam)
+        # every draw in one vectorised pass (augpipe.ops.batch.draws): the values of
+        # uniforms (base + 0, 5..9), Beta(mix_a) on base + 1 and Beta(cut_a) on base + 3
+        u, lam_mix, lam_cut = mix_draws(seed, epoch, n, base, mix_a, cut_a)
+        ones = np.ones(n)
+        H, W = int(hw[0]), int(hw[1])
+        lo, hi = self.cutmix_minmax or (0.0, 0.0)
+        lo_hi = np.array([int(H * lo), int(H * hi), int(W * lo), int(W * hi)], np.int64)
+        lam, cut, boxes = lam_boxes(
+            u, ones if lam_mix is None else lam_mix, ones if lam_cut is None else lam_cut,
+            mix_a > 0 and cut_a > 0, cut_a > 0, float(self.switch_prob), float(self.prob),
+            H, W, self.cutmix_minmax is not None, lo_hi, bool(self.correct_lam),
+        )  # fmt: skip
+        if self.mode == "elem":
+            return lam.astype(np.float32), cut, boxes
         if self.mode == "batch":
             rep = np.zeros(B, np.int64)
         elif self.mode == "pair":
             half = np.arange(B)
             rep = np.minimum(np.minimum(half, B - 1 - half), max(n - 1, 0))
-        else:
-            rep = np.arange(B)
         return lam[rep].astype(np.float32), cut[rep], boxes[rep]
 
     def targets(self, labels: np.ndarray, lam: np.ndarray) -> np.ndarray:
@@ -188,12 +164,6 @@ class Mixup(Op):
 
             return mix_torch(images, lam, cut, boxes), _like(labels, t, images)
         return mix_numpy(images, lam, cut, boxes), t
-
-
-def _randint(u, lo, hi):
-    """numpy.random.randint(lo, hi) from uniforms u (hi > lo; else lo)."""
-    hi = np.maximum(np.asarray(hi), np.asarray(lo) + 1)
-    return (lo + np.floor(u * (hi - lo))).astype(np.int64)
 
 
 def _like(labels, t, images):

@@ -1,0 +1,127 @@
+"""The random draws of ``Mixup.params`` in one vectorised pass: the same values as drawing
+each stream on its own (``rng.uniforms`` per stream, ``vocab.gammas`` per Beta), for a
+fraction of the cost (a batch's draws are a few hundred numbers, so the per-call overhead
+of NumPy is what costs; ``Mixup.params`` runs once in the worker and once in the main process
+per batch).
+
+Every uniform the draws need (the switch/prob/box uniforms and the first
+Marsaglia-Tsang tries of both Betas) comes from one ``rng.uniforms`` call; the tries are
+evaluated all at once and each sample takes its first accepted one, which is what
+``gammas``' loop keeps. A sample that accepts in none of the first tries (about one batch
+in a hundred) sends that Beta back to ``gammas`` itself, so the values never differ.
+
+>>> u, lam_mix, lam_cut = mix_draws(seed, epoch, n, base, 0.8, 1.0)
+>>> lam, cut, boxes = lam_boxes(u, lam_mix, lam_cut, True, True, 0.5, 1.0, 224, 224, ...)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from augpipe import rng
+from augpipe.ops.policies.vocab import _FIRST_TRIES, gammas
+
+UNIFORMS = (0, 5, 6, 7, 8, 9)  # offsets from ``base`` of the plain uniforms ``params`` reads
+MIX, CUT = 1, 3  # offsets of the Mixup and CutMix Betas (streams s and s + 1000 each)
+
+
+def _gamma_streams(streams: list[int], alpha: float) -> list[int]:
+    """The uniform streams ``gammas(.., streams, alpha)`` reads in its first tries."""
+    if alpha == 1.0:
+        return list(streams)
+    F = _FIRST_TRIES
+    per = [(s + 8 * t + 1) * 2 + k for s in streams for t in range(F) for k in (1, 2)]
+    per += [s + 8 * t + 2 for s in streams for t in range(F)]
+    return per + ([s + 7 for s in streams] if alpha < 1.0 else [])
+
+
+def _gammas_from(U: np.ndarray, streams, alpha: float, seed, epoch, idx) -> np.ndarray:
+    """``gammas(seed, epoch, idx, streams, alpha)`` from its uniforms ``U`` (rows in
+    ``_gamma_streams`` order); (len(streams), n)."""
+    if alpha == 1.0:
+        return -np.log1p(-U)
+    S, n, F = len(streams), U.shape[1], _FIRST_TRIES
+    a = alpha + 1.0 if alpha < 1.0 else alpha
+    d = a - 1.0 / 3.0
+    c = 1.0 / np.sqrt(9.0 * d)
+    k = S * F
+    x = rng.box_muller(U[0 : 2 * k : 2], U[1 : 2 * k : 2])
+    u = U[2 * k : 3 * k]
+    v = (1.0 + c * x) ** 3
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ok = (v > 0) & (np.log(np.maximum(u, 1e-300)) < 0.5 * x * x + d - d * v
+                        + d * np.log(np.where(v > 0, v, 1.0)))  # fmt: skip
+    ok = ok.reshape(S, F, n)
+    if not ok.any(axis=1).all():  # a sample needs a later try: gammas' own loop
+        return gammas(seed, epoch, idx, list(streams), alpha)
+    first = ok.argmax(axis=1)  # each sample's first accepted try
+    out = d * v.reshape(S, F, n)[np.arange(S)[:, None], first, np.arange(n)]
+    if alpha < 1.0:
+        out = out * (1.0 - U[3 * k :]) ** (1.0 / alpha)
+    return out
+
+
+def mix_draws(seed: int, epoch: int, n: int, base: int, mix_alpha: float, cut_alpha: float):
+    """(uniforms (6, n) of the streams base + ``UNIFORMS``, λ Mixup or None, λ CutMix or
+    None): the
+    Betas ``x / (x + y)`` of gammas on streams (base + MIX, base + MIX + 1000) and
+    (base + CUT, base + CUT + 1000), None where that alpha is 0."""
+    idx = np.arange(n, dtype=np.int64)
+    betas = [(o, alpha, [base + o, base + o + 1000])
+             for o, alpha in ((MIX, mix_alpha), (CUT, cut_alpha)) if alpha > 0]  # fmt: skip
+    streams = [base + o for o in UNIFORMS]
+    spans = []
+    for _, alpha, ss in betas:
+        extra = _gamma_streams(ss, alpha)
+        spans.append((len(streams), len(streams) + len(extra)))
+        streams += extra
+    U = rng.uniforms(seed, epoch, idx, streams)
+    lam = {}
+    for (o, alpha, ss), (lo, hi) in zip(betas, spans):
+        g = _gammas_from(U[lo:hi], ss, alpha, seed, epoch, idx)
+        lam[o] = g[0] / (g[0] + g[1])
+    return U[: len(UNIFORMS)], lam.get(MIX), lam.get(CUT)
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _randint(u, lo, hi):
+    """numpy.random.randint(lo, hi) from a uniform u (hi > lo; else lo), as before in NumPy:
+    ``lo + floor(u * (hi - lo))`` in float64, truncated to int64."""
+    hi = max(hi, lo + 1)
+    return np.int64(lo + np.floor(u * (hi - lo)))
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def lam_boxes(u, lam_mix, lam_cut, both, cut_on, switch_prob, prob, H, W, minmax, lo_hi,
+              correct_lam):  # fmt: skip
+    """The rest of ``Mixup.params`` per draw, exact IEEE float64 (no transcendental): which
+    draws cut, λ, the CutMix box (y0, y1, x0, x1) and λ corrected to its area. ``u``: (6, n),
+    the uniforms of ``UNIFORMS`` in order; ``lo_hi``: int(H*lo), int(H*hi), int(W*lo), int(W*hi) of
+    ``cutmix_minmax``. Returns (lam (n,) float64, cut (n,) bool, boxes (n, 4) int64)."""
+    n = lam_mix.shape[0]
+    lam = np.empty(n)
+    cut = np.empty(n, np.bool_)
+    boxes = np.empty((n, 4), np.int64)
+    for i in range(n):
+        c = u[0, i] < switch_prob if both else cut_on
+        on = u[1, i] < prob
+        v = (lam_cut[i] if c else lam_mix[i]) if on else 1.0
+        c = c and on and v < 1.0
+        if minmax:
+            ch = _randint(u[2, i], lo_hi[0], lo_hi[1])
+            cw = _randint(u[3, i], lo_hi[2], lo_hi[3])
+            y0 = _randint(u[4, i], 0, H - ch)
+            x0 = _randint(u[5, i], 0, W - cw)
+            y1, x1 = y0 + ch, x0 + cw
+        else:
+            r = np.sqrt(1.0 - v)
+            ch, cw = np.int64(H * r), np.int64(W * r)
+            cy, cx = _randint(u[2, i], 0, H), _randint(u[3, i], 0, W)
+            y0, y1 = min(max(cy - ch // 2, 0), H), min(max(cy + ch // 2, 0), H)
+            x0, x1 = min(max(cx - cw // 2, 0), W), min(max(cx + cw // 2, 0), W)
+        if c and (correct_lam or minmax):
+            v = 1.0 - ((y1 - y0) * (x1 - x0)) / np.float64(H * W)
+        lam[i], cut[i] = v, c
+        boxes[i, 0], boxes[i, 1], boxes[i, 2], boxes[i, 3] = y0, y1, x0, x1
+    return lam, cut, boxes

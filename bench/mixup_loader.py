@@ -1,22 +1,34 @@
 """Mixup/CutMix's cost in the Loader's throughput: the standard pipeline (RandomResizedCrop 224
 + flip) through ``Loader(workers=2, output="numpy")``, with and without Mixup/CutMix (timm's
-0.8 / 1.0, switch 0.5, elem mode, prob 1: every sample mixes), same run, interleaved.
+0.8 / 1.0, switch 0.5, elem mode, prob 1: every sample mixes), and per image in one process.
 
-    python bench/mixup_loader.py [--packed data/corpus/packed] [--images 2000] [--repeats 5]
-        [--workers 2] [--batch 64] [--quick]
+    python bench/mixup_loader.py [--packed data/corpus/packed] [--images 2000] [--repeats 7]
+        [--epochs 3] [--workers 2] [--batch 64] [--quick]
 
-Rows: no Mixup; ``stage="host"`` (pixels mixed in place in the worker that built the batch,
-targets in the main process); ``stage="device"`` on the NumPy batch (the whole op in the main
-process, on a copy: where the host stage used to run). Each measurement is a fresh Loader: one
-warm-up epoch (worker start, caches), then one epoch timed after the batches built ahead of
-it (prefetch); medians of ``--repeats``. The cost
-is ``1 - rate / rate without Mixup`` (target, issue 10: <= 5%). ``--quick``: 640 images, 1
-repeat (checks the script runs). bench/recipe_speed.py prints these rows too.
+Loader rows: no Mixup; ``stage="host"`` (pixels mixed in place in the worker that built the
+batch, targets in the main process); ``stage="device"`` on the NumPy batch (the whole op in
+the main process, on a copy). Each measurement is a fresh Loader: one warm-up epoch (worker
+start, caches), then ``--epochs`` epochs timed as one span, from the first batch the workers
+had not built ahead (prefetch) to the last. The variants run back to back within a repeat,
+in alternating order (A B C, C B A, ...), so each Mixup row always runs next to the row
+without Mixup; the cost is ``1 - median over repeats of (rate / rate without Mixup in the
+same repeat)`` (paired: slow drifts of a shared machine cancel), beside ``1 - median / median``
+(target, issue 10: <= 5%).
+
+One-process rows (this process, one thread): per batch, the standard
+pipeline's ``run_batch`` (what a worker does without Mixup), then the worker's Mixup on the
+batch it just built (``Mixup.mix_inplace``) and the main process's soft targets
+(``Mixup.soft_targets``), interleaved batch by batch; the share is their time over the
+pipeline's, the CPU that Mixup/CutMix adds per image wherever it runs.
+
+``--quick``: 640 images, 1 repeat, 1 timed epoch (checks the script runs).
+bench/recipe_speed.py prints the Loader rows too.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -40,48 +52,114 @@ VARIANTS = {
 }
 
 
+def _mixup(stage: str = "host", classes: int | None = None) -> Mixup:
+    return Mixup(0.8, 1.0, switch_prob=0.5, mode="elem", stage=stage, num_classes=classes)
+
+
 def _pipe(stage: str | None, size: int) -> T.Compose:
     ops = [T.RandomResizedCrop(size), T.HorizontalFlip()]
     if stage is not None:
-        ops.append(Mixup(0.8, 1.0, switch_prob=0.5, mode="elem", stage=stage))
+        ops.append(_mixup(stage))
     return T.Compose(ops)
 
 
-def _epoch_rate(ds, pipe, batch: int, workers: int) -> float:
+def _epochs_rate(ds, pipe, batch: int, workers: int, epochs: int) -> float:
     with Loader(ds, batch, pipe, seed=0, workers=workers, output="numpy", drop_last=True) as lo:
         for _ in lo:  # warm-up epoch: worker start, Numba caches, decode buffers
             pass
         # the next epoch's first batches were built ahead (prefetch): the clock starts after
-        # them, when the consumer waits on the workers again
+        # them, when the consumer waits on the workers again, and runs over all timed epochs
         skip = lo.prefetch + 1
         if len(lo) < skip + 4:
             raise SystemExit(f"--images: {len(lo)} batches per epoch, need {skip + 4}")
-        for b, _ in enumerate(lo):
-            if b == skip:
-                t0 = time.perf_counter()
-        return (len(lo) - 1 - skip) * batch / (time.perf_counter() - t0)
+        t0 = None
+        for _ in range(epochs):
+            for b, _ in enumerate(lo):
+                if t0 is None and b == skip:
+                    t0 = time.perf_counter()
+        return (epochs * len(lo) - 1 - skip) * batch / (time.perf_counter() - t0)
 
 
 def loader_rows(packed, images: int, repeats: int, workers: int = 2, batch: int = 64,
-                size: int = 224) -> dict[str, dict]:  # fmt: skip
-    """Loader images/s per variant (see the module docstring), interleaved."""
+                size: int = 224, epochs: int = 3) -> dict[str, dict]:  # fmt: skip
+    """Loader images/s per variant (see the module docstring); the Mixup rows also carry
+    ``paired_cost``: 1 - the median of their per-repeat ratio to the row without Mixup."""
     base = ShardDataset(packed)
     ds = SubsetDataset(base, np.arange(min(images, len(base)), dtype=np.int64))
     pipes = {name: _pipe(stage, size) for name, stage in VARIANTS.items()}
     rates: dict[str, list[float]] = {k: [] for k in pipes}
-    for _ in range(repeats):
-        for name, pipe in pipes.items():
-            rates[name].append(_epoch_rate(ds, pipe, batch, workers))
-    return {name: summarize(r) for name, r in rates.items()}
+    names = list(pipes)
+    for rep in range(repeats):
+        for name in names if rep % 2 == 0 else names[::-1]:
+            rates[name].append(_epochs_rate(ds, pipes[name], batch, workers, epochs))
+    rows = {name: summarize(r) for name, r in rates.items()}
+    for name in names[1:]:
+        ratios = [m / b for m, b in zip(rates[name], rates[BASE])]
+        rows[name]["paired_cost"] = 1.0 - statistics.median(ratios)
+    return rows
+
+
+def one_process_rows(packed, images: int, repeats: int, batch: int = 64,
+                     size: int = 224) -> dict[str, dict]:  # fmt: skip
+    """Per image in this process: µs of the standard pipeline's ``run_batch``, of the worker's
+    ``Mixup.mix_inplace`` on the batch just built, of the main process's soft targets (one
+    value per pass over ``images``; pass 0, compilation and caches, discarded)."""
+    ds = ShardDataset(packed)
+    n = min(images, len(ds)) // batch * batch
+    if n == 0:
+        raise SystemExit(f"--images: need at least one batch of {batch}")
+    pipe, op = _pipe(None, size), _mixup("host", len(ds.classes))
+    out = np.empty((batch, size, size, 3), np.uint8)
+    labels = np.asarray(ds.labels)
+    us: dict[str, list[float]] = {"pipeline": [], "mix": [], "targets": []}
+    for rep in range(repeats + 1):
+        spent = dict.fromkeys(us, 0.0)
+        for b in range(n // batch):
+            idx = np.arange(b * batch, (b + 1) * batch, dtype=np.int64)
+            t0 = time.perf_counter()
+            pipe.run_batch(ds, idx, 0, 0, out)
+            t1 = time.perf_counter()
+            op.mix_inplace(out, 0, 0, b, 2)
+            t2 = time.perf_counter()
+            op.soft_targets(labels[idx], (size, size), 0, 0, b, 2)
+            t3 = time.perf_counter()
+            for k, dt in zip(us, (t1 - t0, t2 - t1, t3 - t2)):
+                spent[k] += dt
+        if rep:
+            for k in us:
+                us[k].append(spent[k] / n * 1e6)
+    rows = {k: summarize(v) for k, v in us.items()}
+    shares = [(m + t) / p for p, m, t in zip(us["pipeline"], us["mix"], us["targets"])]
+    rows["share"] = summarize(shares)
+    return rows
 
 
 def markdown(rows: dict[str, dict], workers: int) -> list[str]:
     base = rows[BASE]["median"]
     lines = [f"| Loader, {workers} workers, RRC 224 + flip, uint8 NumPy out | images/s median | "
-             "min–max | cost vs no Mixup (target ≤ 5%) |", "|---|---|---|---|"]  # fmt: skip
+             "min–max | cost: 1 − median of paired ratios (target ≤ 5%) | 1 − median ÷ median |",
+             "|---|---|---|---|---|"]  # fmt: skip
     for name, r in rows.items():
+        paired = f"{r['paired_cost']:.1%}" if "paired_cost" in r else "—"
         cost = "—" if name == BASE else f"{1 - r['median'] / base:.1%}"
-        lines.append(f"| {name} | {r['median']:,.0f} | {r['min']:,.0f}–{r['max']:,.0f} | {cost} |")
+        lines.append(f"| {name} | {r['median']:,.0f} | {r['min']:,.0f}–{r['max']:,.0f} | "
+                     f"{paired} | {cost} |")  # fmt: skip
+    return lines
+
+
+def one_process_markdown(rows: dict[str, dict]) -> list[str]:
+    names = {"pipeline": "standard pipeline (`run_batch`, in a worker)",
+             "mix": "+ Mixup/CutMix pixels (`mix_inplace`, in the worker)",
+             "targets": "+ soft targets (`soft_targets`, in the main process)"}  # fmt: skip
+    lines = ["| one process, RRC 224 + flip, batch of 64 | µs per image, median | min–max |",
+             "|---|---|---|"]  # fmt: skip
+    for k, name in names.items():
+        r = rows[k]
+        lines.append(f"| {name} | {r['median']:.1f} | {r['min']:.1f}–{r['max']:.1f} |")
+    s = rows["share"]
+    spread = f"{s['min']:.1%}–{s['max']:.1%}"
+    lines += ["", "Mixup/CutMix's CPU per image as a share of the standard pipeline's: "
+              f"{s['median']:.1%} (median of the passes' shares; {spread})."]  # fmt: skip
     return lines
 
 
@@ -89,18 +167,24 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--packed", default=str(PACKED))
     ap.add_argument("--images", type=int, default=2000)
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--epochs", type=int, default=3, help="timed epochs per Loader")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--quick", action="store_true", help="640 images, 1 repeat")
+    ap.add_argument("--quick", action="store_true", help="640 images, 1 repeat, 1 epoch")
     args = ap.parse_args()
     if args.quick:
-        args.images, args.repeats = min(args.images, 640), 1
-    rows = loader_rows(args.packed, args.images, args.repeats, args.workers, args.batch)
+        args.images, args.repeats, args.epochs = min(args.images, 640), 1, 1
+    one = one_process_rows(args.packed, min(args.images, 640), args.repeats, args.batch)
+    rows = loader_rows(args.packed, args.images, args.repeats, args.workers, args.batch,
+                       epochs=args.epochs)  # fmt: skip
     lines = markdown(rows, args.workers)
     lines += ["", f"{args.images} records of `{shown(args.packed)}`, batch {args.batch}, "
-              f"{args.repeats} interleaved repeats (fresh Loader, 1 warm-up epoch, 1 timed "
-              "after the prefetched batches).", "", metadata_line()]  # fmt: skip
+              f"{args.repeats} repeats in alternating order (fresh Loader, 1 warm-up epoch, "
+              f"{args.epochs} timed after the prefetched batches).", ""]  # fmt: skip
+    lines += one_process_markdown(one)
+    lines += ["", f"One process: {min(args.images, 640)} records, {args.repeats} passes after "
+              "1 warm-up, interleaved batch by batch.", "", metadata_line()]  # fmt: skip
     print("\n".join(lines))
     return 0
 

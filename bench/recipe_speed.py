@@ -122,7 +122,12 @@ def mixup_rows(batch: int, size: int, repeats: int) -> dict[str, dict]:
     labels = np.arange(batch) % 1000
     lt = torch.from_numpy(labels)
     out = {}
-    for name, fn in (("Mixup/CutMix host (uint8 NumPy)", lambda k: op.run(x8, labels, 0, 0, k, 0)),
+
+    def host(k):  # what the Loader does: in place in the worker, then targets in main
+        op.mix_inplace(x8, 0, 0, k, 0)
+        op.soft_targets(labels, (size, size), 0, 0, k, 0)
+
+    for name, fn in (("Mixup/CutMix host (uint8 NumPy, in place + targets)", host),
                      ("Mixup/CutMix torch CPU (float NCHW)",
                       lambda k: op.run(xt, lt, 0, 0, k, 0))):  # fmt: skip
         rates = []

@@ -35,7 +35,7 @@ PROGRAM_FIELDS = ("prog", "parg", "geo", "clip", "pfill", "ebox", "emode", "ecol
 _KERNEL_SOURCES = ("kernels.py", "axis.py", "simd.py", "fixed.py", "fixed_gather.py",
                    "pixel/tile.py", "pixel/program.py", "pixel/tables.py",
                    "pixel/filters.py")  # fmt: skip
-_KERNELS_DIGEST = "126bebd4cab116da"
+_KERNELS_DIGEST = "3119762903a0556c"
 _GRID = 17  # the map's bounding box is taken over a 17 x 17 grid of output points
 
 
@@ -58,7 +58,7 @@ def _offset(src, bgr, y0, y1, x0, x1, coff, cmean, color):
 
 
 @njit(nogil=True, cache=True, fastmath=True, error_model="numpy")
-def _render_axis(src, bgr, A, cmat, coff, cmean, color, out):
+def _render_axis(src, bgr, A, cmat, coff, cmean, color, out, mask=None, M=None):
     h, w = src.shape[0], src.shape[1]
     H, W = out.shape[0], out.shape[1]
     sx, sy = abs(A[0, 0]), abs(A[1, 1])
@@ -79,6 +79,30 @@ def _render_axis(src, bgr, A, cmat, coff, cmean, color, out):
     bx = ax * (0.5 - W / 2) + bx0 - 0.5
     by = ay * (0.5 - H / 2) + by0 - 0.5
     kernels.resize_axis(src, bgr, ax, bx, ay, by, cmat, off, color, out)
+    if mask is not None:
+        _axis_mask(M, mask[0], mask[1], mask[2], mask[3])
+
+
+@njit(nogil=True, cache=True, error_model="numpy", boundscheck=False)
+def _axis_mask(M, pad, my0, mx0, mout):
+    """The masks through an axis-aligned map ``M`` (centred output -> full-size source edge
+    coordinate, float64): each output column's and row's source pixel computed once (the map is
+    separable), the one that contains the point (nearest); ``pad`` (C, h + 2, w + 2) holds the
+    masks' window from (my0, mx0) inside a border of their fill."""
+    H, W = mout.shape[1], mout.shape[2]
+    hmax, wmax = pad.shape[1] - 1.0, pad.shape[2] - 1.0
+    m02 = M[0, 2] + (1.0 - mx0)
+    m12 = M[1, 2] + (1.0 - my0)
+    cols = np.empty(W, np.int64)
+    for ox in range(W):
+        cols[ox] = np.int64(min(max(M[0, 0] * (ox + 0.5 - W * 0.5) + m02, 0.0), wmax))
+    for oy in range(H):
+        iy = np.int64(min(max(M[1, 1] * (oy + 0.5 - H * 0.5) + m12, 0.0), hmax))
+        for c in range(pad.shape[0]):
+            row = pad[c, iy]
+            dst = mout[c, oy]
+            for ox in range(W):
+                dst[ox] = row[cols[ox]]
 
 
 @njit(nogil=True, cache=True, fastmath=True, error_model="numpy")
@@ -146,7 +170,8 @@ def _grid_map(A1, k, A2, W, H, g, steps):
 
 
 @njit(nogil=True, cache=True, fastmath=True, error_model="numpy")
-def _render_warp(src, bgr, A1, k, A2, fill, cmat, coff, cmean, color, out):
+def _render_warp(src, bgr, A1, k, A2, fill, cmat, coff, cmean, color, out, mask=None,
+                 dec=None):  # fmt: skip
     h, w = src.shape[0], src.shape[1]
     H, W = out.shape[0], out.shape[1]
     proj = not (_affine(A1) and _affine(A2))
@@ -168,6 +193,7 @@ def _render_warp(src, bgr, A1, k, A2, fill, cmat, coff, cmean, color, out):
     y0 = min(max(math.floor(lo_y) - pad, 0), h - 1)
     y1 = max(min(math.ceil(hi_y) + pad, h), y0 + 1)
     B = A2.copy()
+    rx, ry = float(x0), float(y0)  # (the reduced source's origin in ``src``, when f > 1)
     if f > 1:
         src = _reduce(src, y0, y1, x0, x1, f, f)
         for c in range(3):  # x' = x / f - x0 / f, as rows: row / f - (x0 / f) row 2
@@ -175,7 +201,24 @@ def _render_warp(src, bgr, A1, k, A2, fill, cmat, coff, cmean, color, out):
             B[1, c] = B[1, c] / f - y0 / f * B[2, c]
         y0, y1, x0, x1 = 0, src.shape[0], 0, src.shape[1]
     off = _offset(src, bgr, y0, y1, x0, x1, coff, cmean, color)
-    kernels.warp(src, bgr, y0, y1, x0, x1, A1, k, B, fill, cmat, off, color, out)
+    if mask is None:
+        kernels.warp(src, bgr, y0, y1, x0, x1, A1, k, B, fill, cmat, off, color, out)
+        return
+    # the kernel's padded-buffer centre coordinate s is a source edge coordinate s - 0.5 + x0
+    # (of the reduced source when f > 1: times f, plus its origin rx), decoded at ``dec`` =
+    # (sy, sx, oy, ox): full size = (decoded + o) * s; the masks' padded buffer starts one
+    # pixel before their window's origin (my0, mx0)
+    mpad, my0, mx0, mout = mask
+    sy, sx, oy, ox = dec
+    F = float(f)
+    bx = (x0 - 0.5) * F + (rx if f > 1 else 0.0)
+    by = (y0 - 0.5) * F + (ry if f > 1 else 0.0)
+    ph, pw = mpad.shape[1], mpad.shape[2]
+    km = (mpad.reshape(mpad.shape[0], ph * pw), np.uint32(pw), np.float32(F * sx),
+          np.float32((bx + ox) * sx + 1.0 - mx0), np.float32(F * sy),
+          np.float32((by + oy) * sy + 1.0 - my0), np.float32(pw - 1.0), np.float32(ph - 1.0),
+          mout)  # fmt: skip
+    kernels.warp(src, bgr, y0, y1, x0, x1, A1, k, B, fill, cmat, off, color, out, km)
 
 
 @njit(nogil=True, cache=True, fastmath=True, error_model="numpy")
@@ -188,11 +231,16 @@ def _matmul3(a, b):  # numba's @ needs scipy's BLAS; a 3x3 product does not
 
 
 @njit(nogil=True, cache=True, fastmath=True, error_model="numpy")
-def _resample(src, bgr, A2s_j, A1, k, cmat, coff, cmean, color, fill, sy, sx, oy, ox, G, out):
-    """One crop: the map A2 G A1 (G: a policy's geometry, identity otherwise) into ``out``."""
+def _resample(src, bgr, A2s_j, A1, k, cmat, coff, cmean, color, fill, sy, sx, oy, ox, G, out,
+              mask=None):  # fmt: skip
+    """One crop: the map A2 G A1 (G: a policy's geometry, identity otherwise) into ``out``;
+    with ``mask`` (pad, my0, mx0, mout), the masks in ``pad`` into ``mout`` in the same pass
+    (nearest: see ``kernels.warp`` and ``_axis_mask``)."""
     h, w = src.shape[0], src.shape[1]
     H, W = out.shape[0], out.shape[1]
     A2 = _matmul3(A2s_j, G)
+    if mask is not None:
+        M = _matmul3(A2, A1)  # full-size source edge coordinates, as the masks are stored
     for c in range(3):  # full-size -> decoded edge coordinates; a region decode starts at
         # (oy, ox) (whole pixels: exact); as rows, so a perspective row divides them too
         A2[0, c] = A2[0, c] / sx - ox * A2[2, c]
@@ -212,21 +260,30 @@ def _resample(src, bgr, A2s_j, A1, k, cmat, coff, cmean, color, fill, sy, sx, oy
         inside = (B[0, 2] - ex >= -1e-6 and B[0, 2] + ex <= w + 1e-6
                   and B[1, 2] - ey >= -1e-6 and B[1, 2] + ey <= h + 1e-6)  # fmt: skip
         if inside:
-            _render_axis(src, bgr, A, cmat, coff, cmean, color, out)
+            if mask is not None:
+                _render_axis(src, bgr, A, cmat, coff, cmean, color, out, mask, M)
+            else:
+                _render_axis(src, bgr, A, cmat, coff, cmean, color, out)
             return
-    _render_warp(src, bgr, A1, k, A2, fill, cmat, coff, cmean, color, out)
+    if mask is not None:
+        _render_warp(src, bgr, A1, k, A2, fill, cmat, coff, cmean, color, out, mask,
+                     (sy, sx, oy, ox))  # fmt: skip
+    else:
+        _render_warp(src, bgr, A1, k, A2, fill, cmat, coff, cmean, color, out)
 
 
 @njit(nogil=True, cache=True, fastmath=True, error_model="numpy")
-def _render(src, bgr, A2s, A1, k, cmat, coff, cmean, color, fill, sy, sx, oy, ox, pg, out):
+def _render(src, bgr, A2s, A1, k, cmat, coff, cmean, color, fill, sy, sx, oy, ox, pg, out,
+            mask=None):  # fmt: skip
     """Each crop: resample, then the record's program on the tile while it is in cache
     (``augpipe.ops.pixel``): AugMix chains, canvas clip, steps, erase box. ``pg`` holds the
-    program fields of the record (``PROGRAM_FIELDS``)."""
+    program fields of the record (``PROGRAM_FIELDS``). ``mask``: masks resampled with the
+    image (one crop; the program's pixel steps never touch them)."""
     (prog, parg, geo, clip, pfill, ebox, emode, ecol, estd, ekey,
      nchain, chain, carg, cgeo, cmix, cm) = pg  # fmt: skip
     for j in range(out.shape[0]):
         _resample(src, bgr, A2s[j], A1, k, cmat, coff, cmean, color, fill, sy, sx, oy, ox,
-                  geo, out[j])  # fmt: skip
+                  geo, out[j], mask)  # fmt: skip
         if nchain > 0:
             acc = np.zeros(out[j].shape, np.float32)
             tile = np.empty_like(out[j])
@@ -340,15 +397,20 @@ def render(
 
 
 def render_item(src, bgr, f: tuple, j: int, out, fill=0.0, src_scale=(1.0, 1.0),
-                src_offset=(0.0, 0.0)) -> None:  # fmt: skip
-    """``render`` for item ``j`` of ``fields(records)``."""
+                src_offset=(0.0, 0.0), mask=None) -> None:  # fmt: skip
+    """``render`` for item ``j`` of ``fields(records)``. ``mask``: (pad, my0, mx0, mout), masks
+    sampled in the image's pass (``augpipe.targets.masks.MaskWindow``): ``pad`` (C, h, w)
+    uint8 holds the full-size masks' window starting at source pixel (my0, mx0) inside a
+    border of their fill one pixel wide, ``mout`` (C, H, W) uint8 takes them (one crop)."""
     sy, sx = float(src_scale[0]), float(src_scale[1])
+    if mask is not None:
+        mask = (mask[0], float(mask[1]), float(mask[2]), mask[3])
     _render_record(src, bool(bgr), f[9], int(j), float(fill), sy, sx, float(src_offset[0]),
-                   float(src_offset[1]), out)  # fmt: skip
+                   float(src_offset[1]), out, mask)  # fmt: skip
 
 
 @njit(nogil=True, cache=True, fastmath=True, error_model="numpy")
-def _render_record(src, bgr, recs, j, fill, sy, sx, oy, ox, out):
+def _render_record(src, bgr, recs, j, fill, sy, sx, oy, ox, out, mask=None):
     # _render with record j's fields read here: one record array crosses into Numba per call
     # (~1.7 us a call where 22 arrays and a Python-side tuple of them took ~5)
     r = recs[j]
@@ -356,4 +418,4 @@ def _render_record(src, bgr, recs, j, fill, sy, sx, oy, ox, out):
           r["ecol"], r["estd"], r["ekey"], r["nchain"], r["chain"], r["carg"], r["cgeo"],
           r["cmix"], r["cm"])  # fmt: skip
     _render(src, bgr, r["A2"], r["A1"], np.float64(r["k"]), r["cmat"], r["coff"], r["cmean"],
-            r["color"], fill, sy, sx, oy, ox, pg, out)  # fmt: skip
+            r["color"], fill, sy, sx, oy, ox, pg, out, mask)  # fmt: skip

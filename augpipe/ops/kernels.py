@@ -47,7 +47,28 @@ def _round_row(frow, orow):
 
 
 @njit(**_FAST)
-def warp(src, bgr, y0, y1, x0, x1, A1, k, A2, fill, cmat, coff, color, out):
+def _mask_index(mk, sx, sy):
+    """The padded mask buffer's offset for the image kernel's unclamped padded-buffer centre
+    coordinate (sx, sy): the mask's own padded edge coordinate is ``a sx + g`` per axis, ``mk``
+    = (ax, gx, ay, gy, xmax, ymax, stride) (scalars only: no array references per pixel),
+    clamped into the buffer's border of fill, then floored."""
+    px = min(max(mk[0] * sx + mk[1], np.float32(0.0)), mk[4])
+    py = min(max(mk[2] * sy + mk[3], np.float32(0.0)), mk[5])
+    return np.uint32(py) * mk[6] + np.uint32(px)
+
+
+@njit(**_FAST)
+def _mask_row(planes, mout, midx, oy, W):
+    """Output row ``oy`` of every mask plane: the nearest samples at ``midx``."""
+    for c in range(planes.shape[0]):
+        p = planes[c]
+        dst = mout[c, oy]
+        for ox in range(W):
+            dst[ox] = p[midx[ox]]
+
+
+@njit(**_FAST)
+def warp(src, bgr, y0, y1, x0, x1, A1, k, A2, fill, cmat, coff, color, out, mask=None):
     """General map: output pixel -> A1 -> radial lens (1 + k r^2) -> A2 -> source edge coordinate.
 
     Coordinates start centred on the output in pixel units; r is normalised by the output's
@@ -61,8 +82,18 @@ def warp(src, bgr, y0, y1, x0, x1, A1, k, A2, fill, cmat, coff, color, out):
     take ``_warp_row_h``, which divides by the homogeneous w; the choice is made once per call,
     so affine maps run the same loop as before. A point with w <= 0 (behind the horizon) samples
     the fill.
+
+    ``mask`` (the mask-carrying variant; None compiles the plain kernel, unchanged): a tuple
+    (planes (C, L) uint8, stride, ax, gx, ay, gy, xmax, ymax, mout (C, H, W) uint8). The planes
+    are masks in a padded buffer (a border of their fill, one pixel wide, rows of ``stride``);
+    each output pixel's source point, computed once for the image, addresses the mask at padded
+    edge coordinate (ax sx + gx, ay sy + gy) (sx, sy: the image's padded-buffer centre
+    coordinate, before clamping), and the mask takes the pixel that contains it (nearest).
     """
     H, W = out.shape[0], out.shape[1]
+    if mask is not None:
+        midx = np.zeros(W, np.uint32)  # unsigned: no negative-index code in the gathers
+        mk = (mask[2], mask[3], mask[4], mask[5], mask[6], mask[7], mask[1])
     h = y1 - y0
     w = x1 - x0
     stride = (w + 3) * 3
@@ -118,7 +149,11 @@ def warp(src, bgr, y0, y1, x0, x1, A1, k, A2, fill, cmat, coff, color, out):
     for oy in range(H):
         Y = np.float32(oy + 0.5 - cy)
         if proj:
-            _warp_row_h(hp, kk, inv_r2, hq, Y, cx, W, xmax, ymax, stride, idx, wx, wy)
+            if mask is not None:
+                _warp_row_h(hp, kk, inv_r2, hq, Y, cx, W, xmax, ymax, stride, idx, wx, wy, mk,
+                            midx)  # fmt: skip
+            else:
+                _warp_row_h(hp, kk, inv_r2, hq, Y, cx, W, xmax, ymax, stride, idx, wx, wy)
         else:
             bu = p01 * Y + p02
             bv = p11 * Y + p12
@@ -129,13 +164,19 @@ def warp(src, bgr, y0, y1, x0, x1, A1, k, A2, fill, cmat, coff, color, out):
                 s = one + kk * (u * u + v * v) * inv_r2
                 u *= s
                 v *= s
-                sx = min(max(q00 * u + q01 * v + q02, zero), xmax)
-                sy = min(max(q10 * u + q11 * v + q12, zero), ymax)
+                sx = q00 * u + q01 * v + q02
+                sy = q10 * u + q11 * v + q12
+                if mask is not None:
+                    midx[ox] = _mask_index(mk, sx, sy)
+                sx = min(max(sx, zero), xmax)
+                sy = min(max(sy, zero), ymax)
                 ix = int(sx)
                 iy = int(sy)
                 wx[ox] = sx - ix
                 wy[ox] = sy - iy
                 idx[ox] = iy * stride + ix * 3
+        if mask is not None:
+            _mask_row(mask[0], mask[8], midx, oy, W)
         # four pixels per step, left to right: each step's spare lanes are overwritten next
         if not color and (H - 1 - oy) * W * 3 >= spill:
             dst = flat[oy * W * 3 :]
@@ -151,10 +192,11 @@ def warp(src, bgr, y0, y1, x0, x1, A1, k, A2, fill, cmat, coff, color, out):
 
 
 @njit(**_FAST)
-def _warp_row_h(p, kk, inv_r2, q, Y, cx, W, xmax, ymax, stride, idx, wx, wy):
+def _warp_row_h(p, kk, inv_r2, q, Y, cx, W, xmax, ymax, stride, idx, wx, wy, mk=None,
+                midx=None):  # fmt: skip
     """One output row's gather offsets and weights through projective maps (``warp``): each
     stage divides by its w; a point with w <= 0 in either stage is behind the horizon and
-    takes the fill (the border's corner, weights 0)."""
+    takes the fill (the border's corner, weights 0; the masks' too, with ``mk``)."""
     one = np.float32(1.0)
     zero = np.float32(0.0)
     eps = np.float32(1e-6)
@@ -174,8 +216,12 @@ def _warp_row_h(p, kk, inv_r2, q, Y, cx, W, xmax, ymax, stride, idx, wx, wy):
         w2 = q[2, 0] * u + q[2, 1] * v + q[2, 2]
         ok = ok & (w2 > eps)
         r2 = one / (w2 if ok else one)
-        sx = min(max((q[0, 0] * u + q[0, 1] * v + q[0, 2]) * r2, zero), xmax)
-        sy = min(max((q[1, 0] * u + q[1, 1] * v + q[1, 2]) * r2, zero), ymax)
+        sx = (q[0, 0] * u + q[0, 1] * v + q[0, 2]) * r2
+        sy = (q[1, 0] * u + q[1, 1] * v + q[1, 2]) * r2
+        if mk is not None:
+            midx[ox] = _mask_index(mk, sx, sy) if ok else 0
+        sx = min(max(sx, zero), xmax)
+        sy = min(max(sy, zero), ymax)
         if not ok:
             sx = zero
             sy = zero

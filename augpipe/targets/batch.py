@@ -36,6 +36,12 @@ class TargetPipeline:
     >>> images, targets = tp.sample(ds, [0, 1], seed=0, epoch=0)
     """
 
+    # masks sampled in the image's kernel call (augpipe.targets.render) when True; False:
+    # the image pass, then a nearest pass of its own per mask (targets_for); None (default):
+    # per sample, the image's pass for two or more masks (instance masks), a pass of its own
+    # for a lone mask: the faster of the two in each case (bench/mask_pass.py)
+    same_pass: bool | None = None
+
     def __init__(self, pipeline, dataset, options: TargetOptions | None = None,
                  batch_size: int | None = None):  # fmt: skip
         if pipeline.n_crops != 1:
@@ -159,6 +165,10 @@ class TargetPipeline:
             from augpipe.targets.mosaic import run_mosaic
 
             return run_mosaic(self, dataset, indices, seed, epoch, out, sem_out)
+        if self.same_pass is not False:
+            from augpipe.targets.render import run_same_pass
+
+            return run_same_pass(self, dataset, indices, seed, epoch, out, sem_out)
         self.pipeline.run_batch(dataset, indices, seed, epoch, out)
         return self.targets_for(dataset, indices, seed, epoch, sem_out)
 

@@ -136,45 +136,79 @@ def _source_box(M: np.ndarray, out_hw, hw) -> tuple[int, int, int, int]:
     return y0, y1, x0, x1
 
 
-def warp_nearest(src, rec, out_hw, fill: int, crop: int = 0, out=None) -> np.ndarray:
-    """``src`` through the record's map into ``out`` (a new (H, W) uint8 array by default).
-
-    ``src``: an (h, w) uint8 array, or the stored row runs (``augpipe.targets.maskcode``),
-    expanded only where the map reads. Output pixel centres sample the source pixel that
-    contains their point; points outside it take ``fill``."""
+def _window(rec, out_hw, hw, crop: int = 0):
+    """(A1, A2, k, affine, (y0, y1, x0, x1)): the record's map and the source window its
+    output can read (an affine map's corners bound it; any other map: the whole source)."""
     from augpipe.targets.forward import source_map
-    from augpipe.targets.maskcode import RowRuns, expand_rows
 
-    H, W = (int(v) for v in out_hw)
-    if out is None:
-        out = np.empty((H, W), np.uint8)
-    h, w = src.shape
     A1, A2, k = np.asarray(rec["A1"], np.float64), source_map(rec, crop), float(rec["k"])
     affine = k == 0.0 and not A1[2, :2].any() and not A2[2, :2].any()
     affine = affine and A1[2, 2] == A2[2, 2] == 1.0
-    if affine:
-        M = A2 @ A1
-        y0, y1, x0, x1 = _source_box(M, (H, W), (h, w))
-    else:
-        y0, y1, x0, x1 = 0, h, 0, w
+    box = _source_box(A2 @ A1, out_hw, hw) if affine else (0, hw[0], 0, hw[1])
+    return A1, A2, k, affine, box
+
+
+def _fill_pad(src, box, fill, pad) -> None:
+    """``pad`` (y1 - y0 + 2, x1 - x0 + 2) = ``src``'s window ``box`` inside a border of
+    ``fill``; ``src`` an (h, w) uint8 array or row runs (expanded only inside the window)."""
+    from augpipe.targets.maskcode import RowRuns, expand_rows
+
+    y0, y1, x0, x1 = box
     fill = np.uint8(fill)
-    pad = _scratch((y1 - y0 + 2, x1 - x0 + 2))
     if isinstance(src, RowRuns):
         _pad_border(pad, fill)
         if y1 > y0:
             expand_rows(src.row_start, src.lengths, src.values, y0, y1, x0, x1, pad[1:], 1)
     else:
         _pad_dense(np.ascontiguousarray(src, np.uint8), y0, y1, x0, x1, fill, pad)
+
+
+def warp_nearest(src, rec, out_hw, fill: int, crop: int = 0, out=None) -> np.ndarray:
+    """``src`` through the record's map into ``out`` (a new (H, W) uint8 array by default), in
+    a pass of its own (the loader samples masks in the image's pass: ``mask_window``).
+
+    ``src``: an (h, w) uint8 array, or the stored row runs (``augpipe.targets.maskcode``),
+    expanded only where the map reads. Output pixel centres sample the source pixel that
+    contains their point; points outside it take ``fill``."""
+    H, W = (int(v) for v in out_hw)
+    if out is None:
+        out = np.empty((H, W), np.uint8)
+    A1, A2, k, affine, box = _window(rec, (H, W), src.shape, crop)
+    y0, y1, x0, x1 = box
+    pad = _scratch((y1 - y0 + 2, x1 - x0 + 2))
+    _fill_pad(src, box, fill, pad)
     stride, wmax, hmax = pad.shape[1], pad.shape[1] - 1.0, pad.shape[0] - 1.0
     flat = pad.reshape(-1)
     if affine:
-        M = M.copy()
+        M = A2 @ A1
         M[0, 2] += 1.0 - x0
         M[1, 2] += 1.0 - y0
         _warp_affine(flat, stride, wmax, hmax, M, out)
     else:
         _warp_general(flat, stride, wmax, hmax, float(x0), float(y0), A1, k, A2, out)
     return out
+
+
+def mask_window(planes, rec, out_hw, crop: int = 0):
+    """(pad, y0, x0): the masks ``planes`` (a list of (src, fill), each src an (h, w) uint8
+    array or row runs, all one size) in the window of the source that the record's map reads,
+    as ``pad`` (C, y1 - y0 + 2, x1 - x0 + 2) uint8 with a border of each plane's fill one pixel
+    wide: what ``augpipe.ops.fused.render_item(..., mask=(pad, y0, x0, mout))`` samples into
+    ``mout`` in the image's pass (a per-thread buffer, valid until the next call)."""
+    hw = planes[0][0].shape
+    y0, y1, x0, x1 = box = _window(rec, out_hw, hw, crop)[4]
+    ph, pw = y1 - y0 + 2, x1 - x0 + 2
+    pad = _scratch((len(planes) * ph, pw)).reshape(len(planes), ph, pw)
+    for c, (src, fill) in enumerate(planes):
+        _fill_pad(src, box, fill, pad[c])
+    return pad, y0, x0
+
+
+def instance_planes(t, masks: bool) -> list[int]:
+    """The instances whose RLE masks are warped: all that have one with ``masks``, otherwise
+    those without a polygon (their box comes from the warped mask)."""
+    has_poly = t.has_polygon()
+    return [j for j in range(len(t)) if t.rle[j] is not None and (masks or not has_poly[j])]
 
 
 @njit(nogil=True, cache=True, error_model="numpy")

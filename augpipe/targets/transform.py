@@ -25,7 +25,7 @@ import numpy as np
 from augpipe.errors import bad_param
 from augpipe.targets.core import IGNORE, Targets
 from augpipe.targets.forward import forward, mirrors
-from augpipe.targets.masks import mask_box, warp_nearest
+from augpipe.targets.masks import instance_planes, mask_box, warp_nearest
 
 _SUBDIV = 8  # points per edge when the map bends straight lines
 _ELLIPSE = 32  # points on the inscribed ellipse
@@ -113,12 +113,15 @@ def _bounds(pts: np.ndarray) -> np.ndarray:
 
 
 def transform(t: Targets, rec, out_hw, opts: TargetOptions = TargetOptions(), flip_idx=None,
-              crop: int = 0, masks: bool = True, semantic_out=None) -> Targets:  # fmt: skip
+              crop: int = 0, masks: bool = True, semantic_out=None,
+              warped=None) -> Targets:  # fmt: skip
     """``t`` (source pixels) -> a new ``Targets`` in the output frame ``out_hw`` = (H, W).
 
     The result's ``masks`` attribute holds the warped RLE instance masks (H, W) uint8 for kept
     instances that have one (None for the others); ``semantic`` is warped with fill 255, into
-    ``semantic_out`` (H, W) uint8 when given (a batch slot)."""
+    ``semantic_out`` (H, W) uint8 when given (a batch slot). ``warped``: (semantic, {instance:
+    mask}), the masks already sampled in the image's pass (``augpipe.targets.render``), for
+    the semantic mask and the instances ``instance_planes(t, masks)`` names."""
     H, W = (int(v) for v in out_hw)
     # only a lens bends straight lines: under an affine or perspective map (in front of its
     # horizon) a segment's image is the segment between its ends' images, so vertices suffice
@@ -138,12 +141,14 @@ def transform(t: Targets, rec, out_hw, opts: TargetOptions = TargetOptions(), fl
         new_rings[j] = rings
         full[j] = _bounds(np.concatenate(rings))
         vis[j] = _bounds(np.concatenate([clip_ring(r, W, H) for r in rings]))
-    warped = [None] * m
-    for j in range(m):
-        if t.rle[j] is not None and (masks or not has_poly[j]):
-            warped[j] = warp_nearest(t.instance_mask(j), rec, (H, W), 0, crop)
-            if not has_poly[j]:
-                vis[j] = mask_box(warped[j])
+    inst = [None] * m
+    for j in instance_planes(t, masks):
+        if warped is not None:
+            inst[j] = warped[1][j]
+        else:
+            inst[j] = warp_nearest(t.instance_mask(j), rec, (H, W), 0, crop)
+        if not has_poly[j]:
+            vis[j] = mask_box(inst[j])
     box = vis.copy()
     box[:, 0::2] = np.clip(box[:, 0::2], 0, W)
     box[:, 1::2] = np.clip(box[:, 1::2], 0, H)
@@ -169,12 +174,14 @@ def transform(t: Targets, rec, out_hw, opts: TargetOptions = TargetOptions(), fl
         if flip_idx is not None and mirrors(rec, crop):
             kp = kp[:, np.asarray(flip_idx)]
     sem = None
-    if t.semantic is not None:
+    if t.semantic is not None and warped is not None:
+        sem = warped[0]
+    elif t.semantic is not None:
         sem = warp_nearest(t.semantic, rec, (H, W), IGNORE, crop, semantic_out)
     out = Targets(box[idx], t.labels[idx], (H, W), iscrowd=t.iscrowd[idx], keypoints=kp,
                   semantic=sem)  # fmt: skip
     if t.keypoints is not None and out.keypoints is None:
         out.keypoints = np.zeros((0, t.n_keypoints, 3), np.float32)
     out.with_polygons([new_rings[j] for j in idx])
-    out.masks = [warped[j] for j in idx]
+    out.masks = [inst[j] for j in idx]
     return out

@@ -319,3 +319,33 @@ def test_params_equal_the_numpy_params_bit_for_bit(mode, kw):
             want = _params_before(op, 4, 2, key, B, hw, pos)
             for g, w in zip(got, want, strict=True):
                 assert g.dtype == w.dtype and np.array_equal(g, w), (key, pos)
+
+
+def test_host_mix_without_the_jit_equals_the_compiled_one(tmp_path):
+    """NUMBA_DISABLE_JIT=1 runs the plain-Python definitions (``round_u8`` rounds with
+    np.rint there): the same pixels, λ and boxes as compiled."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import sys
+        import numpy as np
+        from augpipe.ops.batch.mixup import Mixup
+        x = np.random.default_rng(3).integers(0, 256, (5, 6, 7, 3), dtype=np.uint8)
+        op = Mixup(0.8, 1.0, mode="elem", num_classes=3)
+        out = []
+        for key in range(6):
+            lam, cut, boxes = op.params(1, 0, key, 5, (6, 7))
+            op.mix_inplace(x, 1, 0, key, 0)
+            out += [x.ravel().astype(np.float64), lam, cut, boxes.ravel()]
+        np.save(sys.argv[1], np.concatenate(out))
+    """)
+    outs = []
+    for jit in ("0", "1"):
+        path = tmp_path / f"out{jit}.npy"
+        env = dict(os.environ, NUMBA_DISABLE_JIT=jit)
+        subprocess.run([sys.executable, "-c", script, str(path)], env=env, check=True, timeout=240)
+        outs.append(np.load(path))
+    assert np.array_equal(outs[0], outs[1])

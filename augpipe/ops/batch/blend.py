@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 from augpipe.errors import bad_param
 
@@ -30,6 +30,12 @@ _EXACT = dict(nogil=True, cache=True, error_model="numpy", boundscheck=False)
 # 1.5 * 2**23: the low mantissa bits of v + R hold v rounded half to even (0 <= v < 2**22)
 _ROUND = np.float32(12582912.0)
 KEEP, TAKE, BLEND = 0, 1, 2  # what an output pixel becomes
+
+
+def round_u8(v):
+    """A float32 blend value (0 <= v < 255.5) rounded half to even, as uint8. Pure Python
+    (what runs with ``NUMBA_DISABLE_JIT=1``); compiled: the low byte of ``v + 1.5 * 2**23``."""
+    return np.uint8(np.rint(np.float32(v)))
 
 
 @intrinsic
@@ -41,6 +47,14 @@ def _bits(typingctx, v):
         return builder.bitcast(args[0], ir.IntType(32))
 
     return sig, codegen
+
+
+@overload(round_u8)
+def _round_u8_jit(v):
+    def impl(v):
+        return np.uint8(_bits(v + _ROUND))
+
+    return impl
 
 
 @njit(**_EXACT)
@@ -56,26 +70,26 @@ def _run(a, b, lo, hi, ri, rj, wi, wj):
         for k in range(lo, hi):
             fa = np.float32(a[k])
             fb = np.float32(b[k])
-            a[k] = np.uint8(_bits((fa * wi + fb * wi1) + _ROUND))
-            b[k] = np.uint8(_bits((fb * wj + fa * wj1) + _ROUND))
+            a[k] = round_u8(fa * wi + fb * wi1)
+            b[k] = round_u8(fb * wj + fa * wj1)
     elif ri == BLEND:
         if rj == TAKE:
             for k in range(lo, hi):
                 ta = a[k]
-                a[k] = np.uint8(_bits((np.float32(ta) * wi + np.float32(b[k]) * wi1) + _ROUND))
+                a[k] = round_u8(np.float32(ta) * wi + np.float32(b[k]) * wi1)
                 b[k] = ta
         else:
             for k in range(lo, hi):
-                a[k] = np.uint8(_bits((np.float32(a[k]) * wi + np.float32(b[k]) * wi1) + _ROUND))
+                a[k] = round_u8(np.float32(a[k]) * wi + np.float32(b[k]) * wi1)
     elif rj == BLEND:
         if ri == TAKE:
             for k in range(lo, hi):
                 tb = b[k]
-                b[k] = np.uint8(_bits((np.float32(tb) * wj + np.float32(a[k]) * wj1) + _ROUND))
+                b[k] = round_u8(np.float32(tb) * wj + np.float32(a[k]) * wj1)
                 a[k] = tb
         else:
             for k in range(lo, hi):
-                b[k] = np.uint8(_bits((np.float32(b[k]) * wj + np.float32(a[k]) * wj1) + _ROUND))
+                b[k] = round_u8(np.float32(b[k]) * wj + np.float32(a[k]) * wj1)
     elif ri == TAKE and rj == TAKE:
         for k in range(lo, hi):
             t = a[k]
@@ -131,7 +145,7 @@ def _self_blend(a, w):
     w1 = np.float32(1.0) - w
     for k in range(np.uint64(a.shape[0])):
         fa = np.float32(a[k])
-        a[k] = np.uint8(_bits((fa * w + fa * w1) + _ROUND))
+        a[k] = round_u8(fa * w + fa * w1)
 
 
 @njit(**_EXACT)

@@ -1,8 +1,9 @@
 """The decode that does less: restart-marker row skipping and the fast decoder arithmetic.
 
-- JPEGs with one restart interval per MCU row (``pack(..., restart_rows=True)``): a region
-  decode skips the entropy decoding of the rows above and returns exactly the pixels it returns
-  without the skip, which equal the whole-image decode's;
+- JPEGs with one restart interval per MCU row (what ``pack(..., restart_rows=True)`` wrote
+  before segment intervals, tests/test_decode_segments.py): a region decode skips the entropy
+  decoding of the rows above and returns exactly the pixels it returns without the skip, which
+  equal the whole-image decode's;
 - ``fast_decode=True`` (the default) decodes regions with the fast IDCT and merged upsampling,
   simplejpeg's arithmetic: the same pixels as the whole-image path, and within the documented
   PSNR bound of the accurate decode for every kind of pipeline.
@@ -19,6 +20,7 @@ from jpeg_fakes import Jpegs, photo
 
 from augpipe import decode
 from augpipe import transforms as T
+from augpipe.format.restart import interval_mcus
 from augpipe.format.workers import encode_pixels
 
 R = pytest.importorskip(
@@ -33,10 +35,10 @@ PSNR_BOUND = 34.0
 
 
 def _rst_jpeg(img, sub="420"):
-    if sub == "420":  # what pack(..., restart_rows=True) writes
-        return encode_pixels(img, "jpeg", 90, restart_rows=True)
-    mcu = {"444": 8, "422": 16}[sub]
-    factor = {"444": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444,
+    """One restart interval per MCU row (the packs made before segment intervals)."""
+    mcu = {"420": 16, "444": 8, "422": 16}[sub]
+    factor = {"420": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420,
+              "444": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444,
               "422": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_422}[sub]  # fmt: skip
     params = [cv2.IMWRITE_JPEG_QUALITY, 90, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, factor,
               cv2.IMWRITE_JPEG_RST_INTERVAL, -(-img.shape[1] // mcu)]  # fmt: skip
@@ -105,8 +107,10 @@ def test_fast_region_decode_equals_the_whole_image_path():
     if decode.simplejpeg is None:
         pytest.skip("simplejpeg is not installed")
     img = photo(190, 250, seed=2)
-    ds = Jpegs([_rst_jpeg(img), cv2.imencode(".jpg", img)[1].tobytes()], [(190, 250)] * 2)
-    for i in range(2):
+    bufs = [_rst_jpeg(img), encode_pixels(img, "jpeg", 90, restart_rows=True),
+            cv2.imencode(".jpg", img)[1].tobytes()]  # fmt: skip
+    ds = Jpegs(bufs, [(190, 250)] * 3)
+    for i in range(3):
         whole, bgr, _ = decode.load(ds, i, 1.0)
         assert not bgr
         reg, bgr, sc, off = decode.load_region(ds, i, 1.0, (60.3, 170.2, 31.0, 199.5))
@@ -155,7 +159,7 @@ def test_fast_decode_stays_within_the_psnr_bound_for_every_pipeline(ops):
 def _pack_src(tmp_path):
     src = tmp_path / "src" / "a"
     src.mkdir(parents=True)
-    for i, (h, w) in enumerate([(70, 90), (64, 33), (131, 97)]):
+    for i, (h, w) in enumerate([(70, 90), (64, 33), (131, 97), (80, 250)]):
         cv2.imwrite(str(src / f"{i}.png"), photo(h, w, seed=i))
     return tmp_path / "src"
 
@@ -175,7 +179,8 @@ def test_pack_restart_rows_by_default_recorded_and_written(tmp_path):
     for i in range(len(rst)):
         h, w = (int(v) for v in rst.sizes[i])
         buf = bytes(rst.raw(i))
-        assert _markers(buf) == (-(-w // 16), -(-h // 16) - 1)
+        k = interval_mcus(w, 16)  # segments of k MCUs, rows holding whole segments
+        assert _markers(buf) == (k, -(-h // 16) * (-(-w // 16) // k) - 1)
         assert b"\xff\xdd" not in bytes(plain.raw(i))
         # the markers change the bit stream, not the coefficients: the same pixels
         np.testing.assert_array_equal(decode.load(rst, i)[0], decode.load(plain, i)[0])

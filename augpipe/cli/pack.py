@@ -47,9 +47,9 @@ def register(sub) -> None:
         "--restart-rows",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="write a JPEG restart marker after every row of 16-pixel blocks (default; +0.2%% "
-        "bytes, the same pixels): region decodes then skip the entropy decoding above each "
-        "crop (~5%% faster decode + augment); --no-restart-rows writes plain JPEGs",
+        help="write JPEG restart markers every few 16-pixel blocks, rows holding whole "
+        "segments (default; +4-6%% bytes, the same pixels): region decodes then entropy-decode "
+        "only the segments under each crop; --no-restart-rows writes plain JPEGs",
     )
     size = p.add_mutually_exclusive_group()
     size.add_argument(

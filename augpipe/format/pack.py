@@ -138,10 +138,11 @@ def pack(
     Bad inputs are skipped and listed in ``out/skipped.tsv``; with ``strict=True`` the first one
     raises ``InputImageError`` naming the file and nothing is written. ``keep_jpeg=True``
     stores source JPEGs that need no change as they are (see ``imageio.load_for_pack``).
-    ``restart_rows`` (default True) writes a restart marker after every MCU row of the JPEGs
-    it encodes (+0.2% bytes, the same pixels), so that region decodes skip the entropy decoding
-    above a crop; ``False`` writes plain JPEGs. Kept JPEGs get the markers by a lossless
-    transcode (``augpipe.format.restart.add_restarts``: the same pixels).
+    ``restart_rows`` (default True) writes restart markers every k MCUs, k dividing the MCU row
+    (``format/restart.py``), into the JPEGs it encodes (+4-6% bytes, the same pixels), so that
+    region decodes entropy-decode only the segments under a crop; ``False`` writes plain JPEGs.
+    Kept JPEGs get the markers by a lossless transcode (``augpipe.format.restart.add_restarts``:
+    the same pixels).
     ``shuffle_seed``: pack the inputs in a seeded random order instead of sorted order.
     ``part="i/N"`` (or ``(i, N)``): write only part i (0-based) of N to ``out``, a part
     directory for ``augpipe.format.merge.merge``. ``coco`` (instances JSON, images under

@@ -38,6 +38,7 @@ import numpy as np
 from augpipe.errors import WorkerError
 from augpipe.format import stats
 from augpipe.format.imageio import BadImage, load_for_pack
+from augpipe.format.restart import interval_mcus
 
 # per item: position, ok flag, height, width, CRC32 of the payload (0 when not ok),
 # length of payload (ok) or reason (not ok)
@@ -48,18 +49,19 @@ _FRAME = struct.Struct("<Q")  # length prefix of each message between processes
 
 def encode_pixels(pixels: np.ndarray, fmt: str, quality: int, restart_rows: bool = False) -> bytes:
     """Raw HWC bytes, or a baseline JPEG (4:2:0, libjpeg-turbo through OpenCV: ~1.4x faster
-    than Pillow's encoder here); ``restart_rows``: a restart marker after each MCU row (16
-    pixels; see ``augpipe._jpegregion``)."""
+    than Pillow's encoder here); ``restart_rows``: restart markers every k MCUs, k dividing the
+    MCU row (``augpipe.format.restart.interval_mcus``: ~64-pixel segments), so that a region
+    decode reads only the segments under its crop (``augpipe._jpegregion``)."""
     if fmt == "raw":
         return pixels.tobytes()
     import cv2
 
     bgr = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
     params = [cv2.IMWRITE_JPEG_QUALITY, quality]
-    mcus = -(-pixels.shape[1] // 16)  # the restart interval counts MCUs (16 x 16 at 4:2:0)
-    if restart_rows and mcus <= 0xFFFF:  # one interval per MCU row (a 16-bit field)
+    k = interval_mcus(pixels.shape[1], 16) if restart_rows else 0  # MCUs: 16 x 16 at 4:2:0
+    if k:  # 0: no interval fits DRI's 16-bit field
         params += [cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420,
-                   cv2.IMWRITE_JPEG_RST_INTERVAL, mcus]  # fmt: skip
+                   cv2.IMWRITE_JPEG_RST_INTERVAL, k]  # fmt: skip
     ok, buf = cv2.imencode(".jpg", bgr, params)
     if not ok:
         raise BadImage(f"JPEG encoding failed for a {pixels.shape} image")

@@ -171,6 +171,15 @@ static void cut_segments(struct job *j)
     unsigned long r1l = (yhi + mcu_h - 1) / mcu_h, s1l = (xhi + seg_w - 1) / seg_w;
     unsigned r1 = r1l < mcuy ? (unsigned)r1l : mcuy, s1 = s1l < spr ? (unsigned)s1l : spr;
     unsigned s0 = (unsigned)(xlo / seg_w);
+    /* libjpeg upsamples a component at most 2 samples wide without its fancy filter: keep the
+     * sub-image at least 2 hmax + 1 scaled pixels wide (> 2 chroma samples) where it can be */
+    while (s0 < s1 && (s1 - s0 < spr) &&
+           ((s1 == spr ? width : s1 * seg_w) - s0 * seg_w + d - 1) / d < 2 * hmax + 1) {
+        if (s1 < spr)
+            s1++;
+        else
+            s0--;
+    }
     if (r0 >= r1 || s0 >= s1 || (r0 == 0 && s0 == 0 && s1 == spr))
         return; /* an empty region (start reports it), or nothing to leave out */
     /* where segments 0 .. last start and end: one scan for the restart markers */

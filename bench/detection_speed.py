@@ -162,6 +162,9 @@ def main(argv=None) -> int:
     if a.quick:
         a.images, a.repeats, a.no_write = 20, 1, True
     cv2.setNumThreads(1)
+    if restart._jpegrestart is None:
+        note = "the packed JPEGs carry no restart markers (python setup.py build_ext --inplace)"
+        print(f"note: augpipe._jpegrestart is not built: {note}", file=sys.stderr)
     files = photo_list(a.photos, a.images)
     S = a.size
     pipe = Compose([Letterbox(S), RandomScale((0.5, 1.5)),

@@ -3,6 +3,7 @@ Albumentations 2.0.8 on the same photos with the same seeded boxes.
 
     python bench/detection_speed.py [--photos data/corpus/photos] [--images 300]
         [--repeats 5] [--boxes 12] [--size 640] [--quick] [--no-write] [--skip-peers]
+        [--no-restart-rows]
 
 The pipeline (YOLO-like, issue 12): long side to 640 and pad (augpipe ``Letterbox``;
 Albumentations ``LongestMaxSize + PadIfNeeded``), scale 0.5-1.5, rotate +-10 degrees,
@@ -20,7 +21,8 @@ is Albumentations' Mosaic (2 x 2, "contain", the next three photos as partners, 
 decoded) + Affine + Perspective(0.02-0.05) + flip + HSV. Results go to bench/RESULTS.md
 ("Detection speed") unless --no-write; --quick runs a few images once to check that
 everything works, and checks the outputs (row-run masks, mask values, Mosaic boxes in the
-frame, restart markers in the packed records).
+frame, restart markers in the packed records). ``--no-restart-rows`` packs the kept JPEGs
+as they are (no markers), for the comparison without the transcode (printed, not written).
 """
 
 from __future__ import annotations
@@ -121,7 +123,7 @@ def augpipe_rate(ds, pipe, repeats: int, batch: int = 32) -> dict:
     return median_rate(run, n, repeats=repeats, warmup=1)
 
 
-def quick_checks(seg, boxes, pipe, mosaic, size: int) -> list[str]:
+def quick_checks(seg, boxes, pipe, mosaic, size: int, restart_rows: bool = True) -> list[str]:
     """``--quick``: what the timed pipelines produce is sound (no timing): the semantic masks
     are stored as row runs and come out holding only their own values or 255, and Mosaic's
     boxes are non-empty and inside the frame."""
@@ -135,7 +137,7 @@ def quick_checks(seg, boxes, pipe, mosaic, size: int) -> list[str]:
     extra = set(np.unique(t["masks"]).tolist()) - set(range(6)) - {255}
     if extra:
         problems.append(f"warped semantic masks hold values {sorted(extra)} no mask has")
-    if restart._jpegrestart is not None:  # kept JPEGs are transcoded to carry restart markers
+    if restart._jpegrestart is not None and restart_rows:  # kept JPEGs carry restart markers
         bare = [i for i in range(len(boxes)) if not restart.has_restarts(boxes.raw(i))]
         if bare:
             problems.append(f"{len(bare)} of {len(boxes)} packed records have no restart markers")
@@ -158,9 +160,13 @@ def main(argv=None) -> int:
                     help="20 images, one pass, no RESULTS.md; checks the outputs")  # fmt: skip
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--skip-peers", action="store_true")
+    ap.add_argument("--no-restart-rows", dest="restart_rows", action="store_false",
+                    help="pack the kept JPEGs as they are (no restart markers): the "
+                    "comparison without the transcode; printed only")  # fmt: skip
     a = ap.parse_args(argv)
     if a.quick:
         a.images, a.repeats, a.no_write = 20, 1, True
+    a.no_write = a.no_write or not a.restart_rows  # a comparison run keeps RESULTS.md
     cv2.setNumThreads(1)
     if restart._jpegrestart is None:
         note = "the packed JPEGs carry no restart markers (python setup.py build_ext --inplace)"
@@ -174,8 +180,11 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         js, seg, items = build(files, a.boxes, work)
-        pack(None, work / "boxes.packed", coco=js, root="/", keep_jpeg=True, progress=False)
-        pack(None, work / "seg.packed", masks=seg, keep_jpeg=True, progress=False)
+        rst = a.restart_rows
+        pack(None, work / "boxes.packed", coco=js, root="/", keep_jpeg=True, restart_rows=rst,
+             progress=False)  # fmt: skip
+        pack(None, work / "seg.packed", masks=seg, keep_jpeg=True, restart_rows=rst,
+             progress=False)  # fmt: skip
         rows["augpipe, boxes"] = augpipe_rate(ShardDataset(work / "boxes.packed"), pipe,
                                               a.repeats)  # fmt: skip
         loads.append(os.getloadavg()[0])
@@ -190,7 +199,7 @@ def main(argv=None) -> int:
         loads.append(os.getloadavg()[0])
         if a.quick:
             seg_ds, box_ds = ShardDataset(work / "seg.packed"), ShardDataset(work / "boxes.packed")
-            problems = quick_checks(seg_ds, box_ds, pipe, mosaic, S)
+            problems = quick_checks(seg_ds, box_ds, pipe, mosaic, S, a.restart_rows)
             for p in problems:
                 print(f"quick check failed: {p}", file=sys.stderr)
             if problems:

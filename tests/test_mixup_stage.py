@@ -349,3 +349,13 @@ def test_host_mix_without_the_jit_equals_the_compiled_one(tmp_path):
         subprocess.run([sys.executable, "-c", script, str(path)], env=env, check=True, timeout=240)
         outs.append(np.load(path))
     assert np.array_equal(outs[0], outs[1])
+
+
+def test_compiled_uniforms_equal_rng_uniforms():
+    from augpipe import rng
+    from augpipe.ops.batch.draws import uniforms
+
+    for seed, epoch, n, streams in ((0, 0, 1, [0]), (3, 7, 64, range(28)),
+                                    (2**40, 5, 300, [1 << 40, 5, (1 << 62) + 3, -1])):  # fmt: skip
+        want = rng.uniforms(seed, epoch, np.arange(n), list(streams))
+        assert np.array_equal(uniforms(seed, epoch, n, list(streams)), want)

@@ -1,14 +1,18 @@
-"""The random draws of ``Mixup.params`` in one vectorised pass: the same values as drawing
-each stream on its own (``rng.uniforms`` per stream, ``vocab.gammas`` per Beta), for a
-fraction of the cost (a batch's draws are a few hundred numbers, so the per-call overhead
-of NumPy is what costs; ``Mixup.params`` runs once in the worker and once in the main process
-per batch).
+"""The random draws of ``Mixup.params`` in a few calls: the same values as drawing each
+stream on its own (``rng.uniforms`` per stream, ``vocab.gammas`` per Beta, the box in NumPy),
+for a fraction of the cost (a batch's draws are a few hundred numbers, so the per-call
+overhead of NumPy is what costs; ``Mixup.params`` runs once in the worker and once in the
+main process per batch).
 
-Every uniform the draws need (the switch/prob/box uniforms and the first
-Marsaglia-Tsang tries of both Betas) comes from one ``rng.uniforms`` call; the tries are
+Every uniform the draws need (the switch/prob/box uniforms and the first Marsaglia-Tsang
+tries of both Betas) comes from one compiled ``uniforms`` call (``rng.uniforms``' integer
+arithmetic, exactly). The transcendental functions stay NumPy's (``log``, ``log1p``, ``cos``,
+``**``: a compiled libm could differ in the last bit); the arithmetic around them is
+compiled with the same float64 operations in the same order (no fastmath): the tries are
 evaluated all at once and each sample takes its first accepted one, which is what
-``gammas``' loop keeps. A sample that accepts in none of the first tries (about one batch
-in a hundred) sends that Beta back to ``gammas`` itself, so the values never differ.
+``gammas``' loop keeps. A sample that accepts in none of the first tries (rare) sends that
+Beta back to ``gammas`` itself, so the values never differ. ``lam_boxes`` does the rest of
+``params`` (switch, λ, box, area correction) per draw.
 
 >>> u, lam_mix, lam_cut = mix_draws(seed, epoch, n, base, 0.8, 1.0)
 >>> lam, cut, boxes = lam_boxes(u, lam_mix, lam_cut, True, True, 0.5, 1.0, 224, 224, ...)
@@ -41,7 +45,7 @@ def _gammas_from(U: np.ndarray, streams, alpha: float, seed, epoch, idx) -> np.n
     ``_gamma_streams`` order); (len(streams), n)."""
     if alpha == 1.0:
         return -np.log1p(-U)
-    S, n, F = len(streams), U.shape[1], _FIRST_TRIES
+    S, F = len(streams), _FIRST_TRIES
     a = alpha + 1.0 if alpha < 1.0 else alpha
     d = a - 1.0 / 3.0
     c = 1.0 / np.sqrt(9.0 * d)
@@ -50,16 +54,34 @@ def _gammas_from(U: np.ndarray, streams, alpha: float, seed, epoch, idx) -> np.n
     u = U[2 * k : 3 * k]
     v = (1.0 + c * x) ** 3
     with np.errstate(invalid="ignore", divide="ignore"):
-        ok = (v > 0) & (np.log(np.maximum(u, 1e-300)) < 0.5 * x * x + d - d * v
-                        + d * np.log(np.where(v > 0, v, 1.0)))  # fmt: skip
-    ok = ok.reshape(S, F, n)
-    if not ok.any(axis=1).all():  # a sample needs a later try: gammas' own loop
+        logu = np.log(np.maximum(u, 1e-300))
+        logv = np.log(np.where(v > 0, v, 1.0))
+    out, accepted = _first_accepted(x, v, logu, logv, d, S, F)
+    if not accepted:  # a sample needs a later try: gammas' own loop
         return gammas(seed, epoch, idx, list(streams), alpha)
-    first = ok.argmax(axis=1)  # each sample's first accepted try
-    out = d * v.reshape(S, F, n)[np.arange(S)[:, None], first, np.arange(n)]
     if alpha < 1.0:
         out = out * (1.0 - U[3 * k :]) ** (1.0 / alpha)
     return out
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _first_accepted(x, v, logu, logv, d, S, F):
+    """Marsaglia-Tsang's acceptance, tries t < F of stream s in row s * F + t (``gammas``'
+    test, the same float64 operations in the same order): (d * v of each sample's first
+    accepted try, (S, n); False if a sample accepted in none)."""
+    n = x.shape[1]
+    out = np.empty((S, n))
+    for s in range(S):
+        for i in range(n):
+            for t in range(F):
+                r = s * F + t
+                vv, xx = v[r, i], x[r, i]
+                if vv > 0 and logu[r, i] < 0.5 * xx * xx + d - d * vv + d * logv[r, i]:
+                    out[s, i] = d * vv
+                    break
+            else:
+                return out, False
+    return out, True
 
 
 def mix_draws(seed: int, epoch: int, n: int, base: int, mix_alpha: float, cut_alpha: float):
@@ -76,7 +98,7 @@ def mix_draws(seed: int, epoch: int, n: int, base: int, mix_alpha: float, cut_al
         extra = _gamma_streams(ss, alpha)
         spans.append((len(streams), len(streams) + len(extra)))
         streams += extra
-    U = rng.uniforms(seed, epoch, idx, streams)
+    U = uniforms(seed, epoch, n, streams)
     lam = {}
     for (o, alpha, ss), (lo, hi) in zip(betas, spans):
         g = _gammas_from(U[lo:hi], ss, alpha, seed, epoch, idx)
@@ -125,3 +147,35 @@ def lam_boxes(u, lam_mix, lam_cut, both, cut_on, switch_prob, prob, H, W, minmax
         lam[i], cut[i] = v, c
         boxes[i, 0], boxes[i, 1], boxes[i, 2], boxes[i, 3] = y0, y1, x0, x1
     return lam, cut, boxes
+
+
+_G, _M1, _M2 = rng._GOLDEN, rng._M1, rng._M2
+
+
+@njit(nogil=True, cache=True)
+def _splitmix(z):
+    z = (z ^ (z >> np.uint64(30))) * _M1
+    z = (z ^ (z >> np.uint64(27))) * _M2
+    return z ^ (z >> np.uint64(31))
+
+
+@njit(nogil=True, cache=True)
+def _uniforms(base, streams, n):
+    """``rng.uniforms`` for indices 0..n-1 (``base``: the (seed, epoch) part of the key, as
+    ``rng.uniforms`` computes it): the same uint64 arithmetic (wrapping) and float64 scaling."""
+    out = np.empty((streams.shape[0], n))
+    for s in range(streams.shape[0]):
+        key = _splitmix(base ^ (streams[s] * _M2 + _G))
+        for i in range(n):
+            z = _splitmix((np.uint64(i) * _G) ^ key)
+            out[s, i] = np.float64(z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+    return out
+
+
+def uniforms(seed: int, epoch: int, n: int, streams) -> np.ndarray:
+    """``rng.uniforms(seed, epoch, np.arange(n), streams)``, compiled (one call instead of a
+    dozen NumPy passes; the values are the same: integer arithmetic and one exact scaling)."""
+    g, m1, u64 = int(_G), int(_M1), (1 << 64) - 1
+    base = rng._mix_int(rng._mix_int((seed + g) & u64) ^ (((epoch & u64) * g + m1) & u64))
+    keys = np.array([int(s) & u64 for s in streams], dtype=np.uint64)
+    return _uniforms(np.uint64(base), keys, int(n))

@@ -359,3 +359,13 @@ def test_compiled_uniforms_equal_rng_uniforms():
                                     (2**40, 5, 300, [1 << 40, 5, (1 << 62) + 3, -1])):  # fmt: skip
         want = rng.uniforms(seed, epoch, np.arange(n), list(streams))
         assert np.array_equal(uniforms(seed, epoch, n, list(streams)), want)
+
+
+def test_soft_targets_reject_a_label_outside_the_classes():
+    from augpipe.errors import ConfigError
+
+    op = Mixup(0.8, 1.0, num_classes=4)
+    lam = np.float32([0.5, 0.5, 0.5])
+    for bad in (4, -1):
+        with pytest.raises(ConfigError, match=r"labels: expected class indices in \[0, 4\)"):
+            op.targets(np.array([0, bad, 2]), lam)

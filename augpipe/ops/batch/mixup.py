@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import numpy as np
+from numba import njit
 
 from augpipe import rng
 from augpipe.errors import bad_param
@@ -120,18 +121,13 @@ class Mixup(Op):
         written once each: no (B, classes) temporaries)."""
         labels = np.asarray(labels).astype(np.int64).reshape(-1)
         B, C = len(labels), int(self.num_classes)
+        if B and (labels.min() < 0 or labels.max() >= C):
+            bad = labels[(labels < 0) | (labels >= C)][0]
+            raise bad_param("labels", f"class indices in [0, {C}) (Mixup.num_classes)", int(bad))
         off = np.float32(self.label_smoothing / C)
         on = np.float32(1.0 - self.label_smoothing + self.label_smoothing / C)
-        lam = np.asarray(lam, np.float32).reshape(-1)
-        w = np.float32(1.0) - lam
-        rows, other = np.arange(B), labels[::-1]
-        t = np.empty((B, C), np.float32)
-        t[:] = (off * lam + off * w)[:, None]  # neither label
-        t[rows, labels] = on * lam + off * w
-        t[rows, other] = off * lam + on * w
-        same = labels == other
-        t[rows[same], labels[same]] = (on * lam + on * w)[same]
-        return t
+        lam = np.ascontiguousarray(lam, np.float32).reshape(-1)
+        return _soft_rows(labels, lam, off, on, C)
 
     def mix_inplace(self, images: np.ndarray, seed: int, epoch: int, key: int, pos: int):
         """The pixel half of ``run`` on a C-contiguous uint8 NHWC batch, in place (what a
@@ -164,6 +160,25 @@ class Mixup(Op):
 
             return mix_torch(images, lam, cut, boxes), _like(labels, t, images)
         return mix_numpy(images, lam, cut, boxes), t
+
+
+@njit(nogil=True, cache=True, error_model="numpy", boundscheck=False)
+def _soft_rows(labels, lam, off, on, C):
+    """``targets``' rows: float32 ``λ`` times the row of the label plus ``1-λ`` times the
+    partner's (``off * λ + off * (1-λ)`` elsewhere), each value evaluated as in NumPy."""
+    B = labels.shape[0]
+    t = np.empty((B, C), np.float32)
+    for i in range(B):
+        lam_i = lam[i]
+        w = np.float32(1.0) - lam_i
+        y, o = labels[i], labels[B - 1 - i]
+        t[i, :] = off * lam_i + off * w  # neither label
+        if y == o:
+            t[i, y] = on * lam_i + on * w
+        else:
+            t[i, y] = on * lam_i + off * w
+            t[i, o] = off * lam_i + on * w
+    return t
 
 
 def _like(labels, t, images):

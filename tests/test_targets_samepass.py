@@ -158,6 +158,16 @@ def test_same_pass_equals_the_separate_nearest_pass(tmp_path, fmt, size):
             assert set(np.unique(t_a["masks"])) <= {0, 1, 3, 255}
 
 
+def test_the_default_samples_masks_in_the_image_pass(tmp_path):
+    ds = _packed(tmp_path, (60, 80), "raw")
+    idx = np.arange(len(ds))
+    pipe = PIPES[0]
+    _, t_d = TargetPipeline(pipe.bind(ds), ds).sample(ds, idx, 1, 0)
+    (_, t_a), (_, t_b), _ = _both(ds, pipe, idx)
+    np.testing.assert_array_equal(t_d["masks"], t_a["masks"])
+    assert TargetPipeline.same_pass is True
+
+
 def test_instance_masks_and_boxes_in_the_same_pass(tmp_path):
     pytest.importorskip("pycocotools")
     ds = _packed(tmp_path, (48, 64), "raw", n=3, crowd=True)

@@ -36,11 +36,11 @@ class TargetPipeline:
     >>> images, targets = tp.sample(ds, [0, 1], seed=0, epoch=0)
     """
 
-    # masks sampled in the image's kernel call (augpipe.targets.render) when True; False:
-    # the image pass, then a nearest pass of its own per mask (targets_for); None (default):
-    # per sample, the image's pass for two or more masks (instance masks), a pass of its own
-    # for a lone mask: the faster of the two in each case (bench/mask_pass.py)
-    same_pass: bool | None = None
+    # masks sampled in the image's kernel call (augpipe.targets.render) when True (default:
+    # measured faster for one semantic mask and for 12 instance masks, bench/mask_pass.py);
+    # False: the image pass, then a nearest pass of its own per mask (targets_for); None: per
+    # sample, the image's pass for two or more masks, a pass of its own for a lone mask
+    same_pass: bool | None = True
 
     def __init__(self, pipeline, dataset, options: TargetOptions | None = None,
                  batch_size: int | None = None):  # fmt: skip

@@ -141,7 +141,8 @@ def load_region(dataset, i: int, scale: float, box, step: float = 1.0, fast: boo
     """
     if not REGION_DECODE or dataset.encoding != "jpeg":
         return (*load(dataset, i, scale, fast, slack), (0.0, 0.0))
-    h, w = (int(v) for v in dataset.sizes[i])
+    h, w = np.asarray(dataset.sizes[i]).tolist()  # one call, not a genexpr over NumPy scalars
+    h, w = int(h), int(w)
     d = dct_factor(scale, slack)
     hd, wd = -(-h // d), -(-w // d)
     # box-filter blocks (factor f) overhang the box by f - 1 pixels, bilinear sampling reads 1

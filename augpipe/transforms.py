@@ -321,14 +321,14 @@ class Compose:
         # decode only each sample's source bounding box (JPEG records, region decode built);
         # the repeats of a record in this batch (RepeatDataset) share one decode
         boxes = source_boxes(f, self.output_shape[-3:-1])
-        for members, scale, box, step in decode_groups(dataset, indices, scales, boxes,
-                                                       self.dct_slack):  # fmt: skip
-            i = int(indices[members[0]])
+        records = indices.tolist()
+        fast, slack = self.fast_decode, self.dct_slack
+        for members, scale, box, step in decode_groups(dataset, indices, scales, boxes, slack):
+            i = records[members[0]]
             try:
                 img, bgr, sc, off = load_region(
-                    dataset, i, float(scale), box, step, self.fast_decode, reuse=True,
-                    slack=self.dct_slack,
-                )  # fmt: skip
+                    dataset, i, float(scale), box, step, fast, reuse=True, slack=slack
+                )
             except DecodeError as exc:
                 raise DatasetError(
                     f"record {i}: {exc}; re-pack the dataset "

@@ -231,16 +231,16 @@ class ShardDataset:
         if len(buf) >= record.HEADER_SIZE:
             magic, label, h, w, ch, enc, flags, crc, length, index = record.HEADER.unpack_from(buf)
             rest = len(buf) - record.HEADER_SIZE  # a targets block may follow the payload
-            size = self.sizes[i]
+            sizes = self.sizes  # .item: Python ints, ~4x cheaper than NumPy scalars here
             if (
                 magic == record.MAGIC
                 and index == i
                 and (length == rest or (flags & record.FLAG_TARGETS and length < rest))
                 and enc == self._encoding_code
                 and ch == 3
-                and label == self.labels[i]
-                and h == size[0]
-                and w == size[1]
+                and label == self.labels.item(i)
+                and h == sizes.item(i, 0)
+                and w == sizes.item(i, 1)
             ):
                 payload = memoryview(buf)[record.HEADER_SIZE : record.HEADER_SIZE + length]
                 if zlib.crc32(payload) == crc:

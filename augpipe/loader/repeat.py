@@ -82,7 +82,9 @@ def decode_groups(dataset, indices: np.ndarray, scales: np.ndarray, boxes: np.nd
     unless ``dataset`` repeats records (``RepeatDataset``); members in batch order."""
     n = len(indices)
     if getattr(dataset, "repeats", 1) <= 1 or n < 2:
-        return [([j], scales[j], boxes[j, :4], boxes[j, 4]) for j in range(n)]
+        # Python floats (the same values): load_region reads them per sample
+        sl, bl = np.asarray(scales).tolist(), np.asarray(boxes).tolist()
+        return [([j], sl[j], bl[j][:4], bl[j][4]) for j in range(n)]
     records = np.asarray(dataset.indices)[indices]
     groups: dict[tuple[int, int], list[int]] = {}
     for j in range(n):

@@ -51,9 +51,14 @@ class RandomResizedCrop(Op):
         cw = np.zeros(n)
         ch = np.zeros(n)
         found = np.zeros(n, dtype=bool)
+        # every stream's uniforms in one vectorised pass (rng.uniforms: rng.uniform's values,
+        # then low + (high - low) * u as rng.uniform computes it): ~0.9 us/sample less than up
+        # to 22 rng.uniform calls (batches of 64); unused draws (all found early) cost ~nothing
+        streams = [rng.stream_id(pos, k) for k in range(2 * _ATTEMPTS + 2)]
+        u = rng.uniforms(seed, epoch, indices, streams)
         for t in range(_ATTEMPTS):
-            target = area * rng.uniform(seed, epoch, indices, rng.stream_id(pos, 2 * t), s_lo, s_hi)
-            r = np.exp(rng.uniform(seed, epoch, indices, rng.stream_id(pos, 2 * t + 1), *log_r))
+            target = area * (s_lo + (s_hi - s_lo) * u[2 * t])
+            r = np.exp(log_r[0] + (log_r[1] - log_r[0]) * u[2 * t + 1])
             w = np.round(np.sqrt(target * r))
             h = np.round(np.sqrt(target / r))
             ok = ~found & (w > 0) & (h > 0) & (w <= W) & (h <= H)
@@ -71,8 +76,7 @@ class RandomResizedCrop(Op):
         h_fb = np.where(in_r < self.ratio[0], np.round(W / self.ratio[0]), H)
         cw[miss] = w_fb[miss]
         ch[miss] = h_fb[miss]
-        uy = rng.uniform(seed, epoch, indices, rng.stream_id(pos, 2 * _ATTEMPTS))
-        ux = rng.uniform(seed, epoch, indices, rng.stream_id(pos, 2 * _ATTEMPTS + 1))
+        uy, ux = u[2 * _ATTEMPTS], u[2 * _ATTEMPTS + 1]
         y0 = np.floor(uy * (H - ch + 1))
         x0 = np.floor(ux * (W - cw + 1))
         y0[miss] = np.floor((H - ch)[miss] / 2)

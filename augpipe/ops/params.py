@@ -22,11 +22,14 @@ Frames are in pixel units centred on the output: output pixel (y, x) is at
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from augpipe.errors import ConfigError
 
 
+@lru_cache(maxsize=64)  # built per batch otherwise (~20 us); a dtype is immutable
 def param_dtype(n_crops: int, n_steps: int = 1, n_chains: int = 1, chain_steps: int = 1):
     S, C, Sc = max(n_steps, 1), max(n_chains, 1), max(chain_steps, 1)
     return np.dtype(

@@ -125,7 +125,11 @@ def packed_option(packed, name: str):
 def shown(path) -> str:
     """A path as RESULTS.md names it: relative to the repository when inside it."""
     p = Path(os.path.abspath(path))  # not resolve(): data/corpus may be a link to elsewhere
-    return str(p.relative_to(REPO)) if p.is_relative_to(REPO) else str(path)
+    if p.is_relative_to(REPO):
+        return str(p.relative_to(REPO))
+    if "AUGPIPE_CORPUS" in os.environ and p.is_relative_to(CORPUS):  # no machine's own folders
+        return str(Path("$AUGPIPE_CORPUS") / p.relative_to(CORPUS))
+    return str(path)
 
 
 RESULTS_HEADER = """# Benchmark results

@@ -16,7 +16,7 @@ process, ``--images`` records, ``--repeats`` interleaved passes after a warm-up;
 the gains as medians of the per-pass ratios. ``--quick``: 200 images, 1 repeat, 1 epoch, res
 160 (a check that it runs). Prints a markdown table.
 
-The lead's run on the two benchmark corpora (AUGPIPE_CORPUS=/work/corpus):
+The run on the two benchmark corpora (AUGPIPE_CORPUS: the folder that holds them):
 
     python bench/restart_rows.py \\
         --plain $AUGPIPE_CORPUS/packed --restart $AUGPIPE_CORPUS/packed-rst \\

@@ -15,18 +15,13 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension(
-            "augpipe._jpegregion",
-            sources=["augpipe/_jpegregion.c"],
+            f"augpipe.{name}",
+            sources=[f"augpipe/{name}.c"],
+            depends=["augpipe/_jpegerr.h"],  # the shared libjpeg error manager
             libraries=["jpeg"],
             extra_compile_args=["-O2", "-std=c99"],
             optional=True,
-        ),
-        Extension(
-            "augpipe._jpegrestart",
-            sources=["augpipe/_jpegrestart.c"],
-            libraries=["jpeg"],
-            extra_compile_args=["-O2", "-std=c99"],
-            optional=True,
-        ),
+        )
+        for name in ("_jpegregion", "_jpegrestart")
     ]
 )

@@ -45,35 +45,11 @@
 
 #include <jpeglib.h>
 
-struct region_err {
-    struct jpeg_error_mgr pub;
-    jmp_buf jump;
-    char msg[JMSG_LENGTH_MAX];
-};
-
-static void on_error(j_common_ptr cinfo)
-{
-    struct region_err *e = (struct region_err *)cinfo->err;
-    (*cinfo->err->format_message)(cinfo, e->msg);
-    longjmp(e->jump, 1);
-}
-
-static void on_output(j_common_ptr cinfo)
-{
-    (void)cinfo; /* never print: messages reach Python through on_error */
-}
-
-static void on_emit(j_common_ptr cinfo, int level)
-{
-    /* level < 0: a warning about corrupt data (truncation included), which libjpeg would
-     * otherwise paper over with grey pixels; a training set wants to know. */
-    if (level < 0)
-        on_error(cinfo);
-}
+#include "_jpegerr.h"
 
 struct job {
     struct jpeg_decompress_struct cinfo;
-    struct region_err err;
+    struct jpeg_err err;
     const unsigned char *src;
     unsigned long src_len;
     int denom, fast, fancy, restart;
@@ -342,10 +318,7 @@ static PyObject *decode_region(PyObject *self, PyObject *args, PyObject *kw)
     j->y1 = (JDIMENSION)(y1 < 0 ? 0 : y1 > 0xFFFFFF ? 0xFFFFFF : y1);
     j->x0 = (JDIMENSION)(x0 < 0 ? 0 : x0 > 0xFFFFFF ? 0xFFFFFF : x0);
     j->x1 = (JDIMENSION)(x1 < 0 ? 0 : x1 > 0xFFFFFF ? 0xFFFFFF : x1);
-    j->cinfo.err = jpeg_std_error(&j->err.pub);
-    j->err.pub.error_exit = on_error;
-    j->err.pub.output_message = on_output;
-    j->err.pub.emit_message = on_emit;
+    j->cinfo.err = jpeg_err_init(&j->err);
     jpeg_create_decompress(&j->cinfo);
 
     Py_BEGIN_ALLOW_THREADS

@@ -25,29 +25,7 @@
 
 #include <jpeglib.h>
 
-struct rst_err {
-    struct jpeg_error_mgr pub;
-    jmp_buf jump;
-    char msg[JMSG_LENGTH_MAX];
-};
-
-static void on_error(j_common_ptr cinfo)
-{
-    struct rst_err *e = (struct rst_err *)cinfo->err;
-    (*cinfo->err->format_message)(cinfo, e->msg);
-    longjmp(e->jump, 1);
-}
-
-static void on_output(j_common_ptr cinfo)
-{
-    (void)cinfo; /* never print: messages reach Python through on_error */
-}
-
-static void on_emit(j_common_ptr cinfo, int level)
-{
-    if (level < 0) /* a warning about corrupt data: refuse rather than re-encode the damage */
-        on_error(cinfo);
-}
+#include "_jpegerr.h"
 
 /* A growable in-memory destination (malloc'd; the caller frees ``buf`` whatever happened,
  * unlike jpeg_mem_dest, whose buffer pointer is stale after an error mid-way). */
@@ -70,8 +48,8 @@ static boolean dest_empty(j_compress_ptr cinfo)
     size_t cap = d->cap * 2;
     unsigned char *p = realloc(d->buf, cap);
     if (p == NULL) {
-        snprintf(((struct rst_err *)cinfo->err)->msg, JMSG_LENGTH_MAX, "out of memory");
-        longjmp(((struct rst_err *)cinfo->err)->jump, 1);
+        snprintf(((struct jpeg_err *)cinfo->err)->msg, JMSG_LENGTH_MAX, "out of memory");
+        longjmp(((struct jpeg_err *)cinfo->err)->jump, 1);
     }
     d->pub.next_output_byte = p + d->cap; /* libjpeg's contract: the whole buffer was full */
     d->pub.free_in_buffer = cap - d->cap;
@@ -88,7 +66,7 @@ static void dest_term(j_compress_ptr cinfo)
 struct job {
     struct jpeg_decompress_struct src;
     struct jpeg_compress_struct dst;
-    struct rst_err err;
+    struct jpeg_err err;
     struct grow_dest dest;
     const unsigned char *in;
     unsigned long in_len;
@@ -159,11 +137,8 @@ static PyObject *add_restarts(PyObject *self, PyObject *args, PyObject *kw)
     j->in = in.buf;
     j->in_len = (unsigned long)in.len;
     j->interval = (unsigned)interval;
-    j->src.err = jpeg_std_error(&j->err.pub);
+    j->src.err = jpeg_err_init(&j->err);
     j->dst.err = &j->err.pub;
-    j->err.pub.error_exit = on_error;
-    j->err.pub.output_message = on_output;
-    j->err.pub.emit_message = on_emit;
     jpeg_create_decompress(&j->src);
     jpeg_create_compress(&j->dst);
 

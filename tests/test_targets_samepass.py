@@ -223,3 +223,14 @@ def test_mask_values_are_the_sources_or_the_fill(tmp_path):
                 mask=(pad, y0, x0, mout))  # fmt: skip
     assert set(np.unique(mout[0])) == {7, 255} and set(np.unique(mout[1])) == {0, 7}
     np.testing.assert_array_equal(mout[0] == 255, mout[1] == 0)  # one footprint, two fills
+
+
+@pytest.mark.parametrize("same_pass", [True, False])
+def test_augmix_is_refused_with_targets(tmp_path, same_pass):
+    from augpipe.errors import ConfigError
+    from augpipe.ops.policies.strings import policy_from_string
+
+    ds = _packed(tmp_path, (60, 80), "raw")
+    pipe = Compose([Letterbox(48), policy_from_string("augmix-m5-w4-d2")])
+    with pytest.raises(ConfigError, match="AugMix"):
+        _tp(ds, pipe, same_pass).sample(ds, np.arange(len(ds)), 1, 0)

@@ -22,7 +22,7 @@ import numpy as np
 
 from augpipe.errors import ConfigError
 from augpipe.targets.masks import fill_polygon
-from augpipe.targets.transform import TargetOptions, transform
+from augpipe.targets.transform import TargetOptions, check_one_map, transform
 
 
 def _al(n: int) -> int:
@@ -180,11 +180,7 @@ class TargetPipeline:
         indices = np.asarray(indices, dtype=np.int64).reshape(-1)
         recs = self.pipeline.sample_params(np.asarray(dataset.sizes)[indices], indices, seed,
                                            epoch)  # fmt: skip
-        if "nchain" in (recs.dtype.names or ()) and np.any(recs["nchain"] > 0):
-            raise ConfigError(
-                "pipeline: AugMix blends images warped by different maps, so no one set of "
-                "targets fits the result; drop AugMix for targets"
-            )
+        check_one_map(recs)
         return [transform(read_targets(dataset, int(i)), recs[j], self.out_hw, self.options,
                           self.flip_idx if self.K else None, masks=self.instances,
                           semantic_out=None if sem_out is None else sem_out[j])

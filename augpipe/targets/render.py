@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from augpipe.errors import ConfigError, bad_param
+from augpipe.errors import bad_param
 from augpipe.ops.fused import render_item
 from augpipe.targets.core import IGNORE
 from augpipe.targets.masks import instance_planes, mask_window
-from augpipe.targets.transform import transform
+from augpipe.targets.transform import check_one_map, transform
 
 
 def run_same_pass(tp, dataset, indices, seed: int, epoch: int, out, sem_out=None) -> list:
@@ -44,12 +44,9 @@ def run_same_pass(tp, dataset, indices, seed: int, epoch: int, out, sem_out=None
     checked = False
     for j, (img, bgr, sc, off, f) in pipe._decoded(dataset, indices, seed, epoch):
         recs = f[9]
-        if not checked and "nchain" in (recs.dtype.names or ()) and np.any(recs["nchain"] > 0):
-            raise ConfigError(
-                "pipeline: AugMix blends images warped by different maps, so no one set of "
-                "targets fits the result; drop AugMix for targets"
-            )
-        checked = True
+        if not checked:
+            check_one_map(recs)
+            checked = True
         t = read_targets(dataset, int(indices[j]))
         inst = instance_planes(t, tp.instances)
         sem = t.semantic is not None and tp.semantic  # (not warped when not delivered)

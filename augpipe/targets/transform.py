@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from augpipe.errors import bad_param
+from augpipe.errors import ConfigError, bad_param
 from augpipe.targets.core import IGNORE, Targets
 from augpipe.targets.forward import forward, mirrors
 from augpipe.targets.masks import instance_planes, mask_box, warp_nearest
@@ -57,6 +57,16 @@ class TargetOptions:
             raise bad_param("TargetOptions.max_aspect", "a ratio >= 1 (or inf)", self.max_aspect)
         if self.box_rule not in ("corners", "ellipse"):
             raise bad_param("TargetOptions.box_rule", "'corners' or 'ellipse'", self.box_rule)
+
+
+def check_one_map(recs) -> None:
+    """Refuse sample records whose image is a blend of differently warped copies (AugMix's
+    chains): no one set of targets fits it."""
+    if "nchain" in (recs.dtype.names or ()) and np.any(recs["nchain"] > 0):
+        raise ConfigError(
+            "pipeline: AugMix blends images warped by different maps, so no one set of "
+            "targets fits the result; drop AugMix for targets"
+        )
 
 
 def _outline(boxes: np.ndarray, rule: str, subdiv: int) -> np.ndarray:

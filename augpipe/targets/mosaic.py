@@ -17,7 +17,7 @@ from numba import njit
 
 from augpipe.decode import load_region
 from augpipe.ops.detection.mosaic import placements
-from augpipe.ops.fused import fields, render_item, source_boxes
+from augpipe.ops.fused import _source_boxes, fields, render_item
 from augpipe.ops.params import min_scales
 from augpipe.targets.batch import read_targets
 from augpipe.targets.core import Targets
@@ -95,6 +95,37 @@ def _copy_runs(tile, out, oy0, ox0, C, lo, hi):
         while i < end:
             dst[o + i] = src[i]
             i += one
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _tile_runs(maps, sample, frame, rect, S, lo, hi):
+    """``_runs`` for every tile of a batch in one call: tile t's sub-frame ``frame[t]`` (ox0,
+    oy0, ox1, oy1) of sample ``sample[t]``'s output, its rows' runs into ``lo[t]``, ``hi[t]``;
+    True per tile that has a non-empty run."""
+    T = sample.shape[0]
+    any_run = np.zeros(T, np.bool_)
+    for t in range(T):
+        ox0, oy0, ox1, oy1 = frame[t, 0], frame[t, 1], frame[t, 2], frame[t, 3]
+        if ox1 <= ox0 or oy1 <= oy0:
+            continue
+        h = oy1 - oy0
+        _runs(maps[sample[t]], S, oy0, ox0, h, ox1 - ox0, rect[t, 0], rect[t, 1], rect[t, 2],
+              rect[t, 3], lo[t], hi[t])  # fmt: skip
+        for y in range(h):
+            if hi[t, y] > lo[t, y]:
+                any_run[t] = True
+                break
+    return any_run
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _tile_boxes(A2s, A1s, ks, sizes, frame, boxes):
+    """``source_boxes`` per tile, each over its own sub-frame (one call for the batch)."""
+    for t in range(A2s.shape[0]):
+        H = max(frame[t, 3] - frame[t, 1], 1)
+        W = max(frame[t, 2] - frame[t, 0], 1)
+        _source_boxes(A2s[t : t + 1], A1s[t : t + 1], ks[t : t + 1], sizes[t : t + 1], H, W,
+                      boxes[t : t + 1])  # fmt: skip
 
 
 def _canvas_targets(parts: list, size, K: int) -> Targets:
@@ -227,38 +258,48 @@ def run_mosaic(tp, dataset, indices, seed: int, epoch: int, out, sem_out=None) -
     if tp.semantic:
         sems = sem_out[:n] if sem_out is not None else np.empty((n, S, S), np.uint8)
         sems[...] = 255
-    maps = [source_map(rec) @ np.asarray(rec["A1"], np.float64) for rec in recs]  # -> canvas
-    f = fields(sub) if len(sub) else None
+    maps = np.stack([source_map(rec) @ np.asarray(rec["A1"], np.float64) for rec in recs])
+    T = len(sub)
     fr = tiles["frame"]  # a perspective map's DCT scale is taken over each tile's sub-frame
-    hw = np.maximum(np.stack([fr[:, 3] - fr[:, 1], fr[:, 2] - fr[:, 0]], axis=1), 1)
-    scales = min_scales(sub, hw) if len(sub) else None
-    scratch = _Scratch()
+    lo, hi = np.zeros((T, S), np.int64), np.zeros((T, S), np.int64)
     parts: list[list] = [[] for _ in range(n)]
-    for t in range(len(sub)):
-        j, iq = int(tiles["sample"][t]), int(tiles["image"][t])
-        rect = tiles["rect"][t]
-        ox0, oy0, ox1, oy1 = (int(v) for v in tiles["frame"][t])
-        tq = read_targets(dataset, iq)
-        parts[j].append((tq, tuple(tiles["place"][t]), rect))
-        if ox1 <= ox0 or oy1 <= oy0:
-            continue
+    samples, images = tiles["sample"].tolist(), tiles["image"].tolist()
+    places, rects = tiles["place"].tolist(), tiles["rect"]
+    tqs = [read_targets(dataset, i) for i in images]
+    for t in range(T):
+        parts[samples[t]].append((tqs[t], places[t], rects[t]))
+    if not T:
+        return _finish(tp, recs, parts, sems, S)
+    f = fields(sub)
+    any_run = _tile_runs(maps, tiles["sample"], fr, rects, float(S), lo, hi)
+    boxes = np.empty((T, 5))
+    _tile_boxes(f[0], f[1], f[2].astype(np.float64), f[7], fr, boxes)
+    hw = np.maximum(np.stack([fr[:, 3] - fr[:, 1], fr[:, 2] - fr[:, 0]], axis=1), 1)
+    scales = min_scales(sub, hw).tolist()
+    scratch = _Scratch()
+    fill, fast = float(mos.fill), pipe.fast_decode
+    out3 = out.reshape(out.shape[0], S, S * 3)
+    for t in np.flatnonzero(any_run).tolist():
+        j, iq = samples[t], images[t]
+        ox0, oy0, ox1, oy1 = fr[t].tolist()
         sh, sw = oy1 - oy0, ox1 - ox0
-        lo, hi = np.empty(sh, np.int64), np.empty(sh, np.int64)
-        _runs(maps[j], float(S), oy0, ox0, sh, sw, *(float(v) for v in rect), lo, hi)
-        if not (hi > lo).any():
-            continue
-        ft = (f[0][t : t + 1], f[1][t : t + 1], f[2][t : t + 1]) + (None,) * 4 + (f[7][t : t + 1],)
-        box = source_boxes(ft, (sh, sw))[0]
-        img, bgr, sc, off = load_region(dataset, iq, float(scales[t]), box[:4], box[4],
-                                        pipe.fast_decode, reuse=True)  # fmt: skip
+        box = boxes[t]
+        img, bgr, sc, off = load_region(dataset, iq, scales[t], box[:4], box[4], fast,
+                                        reuse=True)  # fmt: skip
         tile = scratch.image(sh, sw)
-        render_item(np.ascontiguousarray(img), bgr, f, t, tile, float(mos.fill), sc, off)
-        _copy_runs(tile.reshape(sh, sw * 3), out[j].reshape(S, S * 3), oy0, ox0, 3, lo, hi)
-        if sems is not None and tq.semantic is not None:
-            m = warp_nearest(tq.semantic, sub[t], (sh, sw), 255, out=scratch.semantic(sh, sw))
-            _copy_runs(m, sems[j], oy0, ox0, 1, lo, hi)
+        render_item(np.ascontiguousarray(img), bgr, f, t, tile, fill, sc, off)
+        _copy_runs(tile.reshape(sh, sw * 3), out3[j], oy0, ox0, 3, lo[t, :sh], hi[t, :sh])
+        if sems is not None and tqs[t].semantic is not None:
+            m = warp_nearest(tqs[t].semantic, sub[t], (sh, sw), 255, out=scratch.semantic(sh, sw))
+            _copy_runs(m, sems[j], oy0, ox0, 1, lo[t, :sh], hi[t, :sh])
+    return _finish(tp, recs, parts, sems, S)
+
+
+def _finish(tp, recs, parts, sems, S: int) -> list[Targets]:
+    """Each sample's tiles' targets to canvas coordinates, then through its record."""
+    mos = tp.pipeline._size_op
     result = []
-    for j in range(n):
+    for j in range(len(recs)):
         canvas_t = _canvas_targets(parts[j], mos.canvas_hw, tp.K)
         t = transform(canvas_t, recs[j], (S, S), tp.options, tp.flip_idx if tp.K else None,
                       masks=tp.instances)  # fmt: skip

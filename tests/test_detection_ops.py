@@ -172,3 +172,33 @@ def test_random_iou_crop_keeps_an_object(tmp_path, tiny_packed):
     assert images.shape == (2, 32, 32, 3) and len(t["boxes"]) >= 1
     with pytest.raises(ConfigError, match="RandomIoUCrop"):
         Compose([RandomIoUCrop(32)]).bind(ShardDataset(tiny_packed))
+
+
+def test_mosaic_canvas_targets_batched_equal_per_sample():
+    """The batch-wide canvas pass for plain boxes gives each sample the targets the per-sample
+    rule gives (boxes scaled to the canvas, cut at their tile; labels, crowd flags)."""
+    from augpipe.targets.mosaic import _canvas_all, _canvas_targets
+
+    rng = np.random.default_rng(2)
+    tqs, places, rects, samples = [], [], [], []
+    for j in range(5):
+        for _ in range(int(rng.integers(1, 5))):
+            m = int(rng.integers(0, 6))
+            xy = rng.uniform(0, 300, (m, 2))
+            tqs.append(Targets(np.concatenate([xy, xy + rng.uniform(1, 90, (m, 2))], axis=1),
+                               rng.integers(0, 4, m), (320, 400),
+                               iscrowd=rng.random(m) < 0.3))  # fmt: skip
+            x0, y0 = rng.uniform(-100, 600, 2)
+            places.append([rng.uniform(0.5, 2), rng.uniform(0.5, 2), x0, y0])
+            rects.append(np.array([max(x0, 0), max(y0, 0), min(x0 + 300, 1280),
+                                   min(y0 + 260, 1280)]))  # fmt: skip
+            samples.append(j)
+    got = _canvas_all(tqs, places, np.array(rects), samples, 5, (1280, 1280), 0)
+    assert len(got) == 5
+    for j in range(5):
+        ts = [t for t, s in zip(range(len(tqs)), samples) if s == j]
+        want = _canvas_targets([(tqs[t], places[t], rects[t]) for t in ts], (1280, 1280), 0)
+        np.testing.assert_array_equal(got[j].boxes, want.boxes)
+        np.testing.assert_array_equal(got[j].labels, want.labels)
+        np.testing.assert_array_equal(got[j].iscrowd, want.iscrowd)
+        assert got[j].size == want.size and len(got[j]) == sum(len(tqs[t]) for t in ts)

@@ -232,3 +232,46 @@ def test_a_policys_geometry_in_the_record_moves_targets_too():
     gy, gx = np.mgrid[0 : OUT[0], 0 : OUT[1]] + 0.5
     c = np.array([(o * gx).sum(), (o * gy).sum()]) / o.sum()
     np.testing.assert_allclose(forward(rec, [[x, y]], OUT)[0], c, atol=0.1)
+
+
+@pytest.mark.parametrize("opts", [TargetOptions(), TargetOptions(min_visibility=0.4, min_wh=3),
+                                  TargetOptions(min_area=40, max_aspect=4)])  # fmt: skip
+def test_compiled_plain_boxes_equal_the_general_path(monkeypatch, opts):
+    """Plain boxes under lens-free maps (affine, perspective, flips) take the compiled corner
+    path: the same boxes to the bit and the same kept instances as the NumPy path."""
+    from augpipe.targets import transform as tr
+
+    rng = np.random.default_rng(5)
+    pipes = [PIPES[0], PIPES[3], Compose([CenterCrop(OUT), HorizontalFlip()])]
+    kept = 0
+    for pipe in pipes:
+        for i in range(12):
+            rec = _rec(pipe, i)
+            xy = rng.uniform(-20, 170, (9, 2))
+            wh = rng.uniform(0, 60, (9, 2))
+            t = Targets(np.concatenate([xy, xy + wh], axis=1), rng.integers(0, 5, 9), SRC,
+                        iscrowd=rng.random(9) < 0.2)  # fmt: skip
+            assert tr._plain_boxes(t, rec, *OUT, opts, 0, True) is not None
+            fast = transform(t, rec, OUT, opts)
+            monkeypatch.setattr(tr, "COMPILED_BOXES", False)
+            slow = transform(t, rec, OUT, opts)
+            monkeypatch.setattr(tr, "COMPILED_BOXES", True)
+            np.testing.assert_array_equal(fast.boxes, slow.boxes)
+            np.testing.assert_array_equal(fast.labels, slow.labels)
+            np.testing.assert_array_equal(fast.iscrowd, slow.iscrowd)
+            kept += len(fast)
+    assert 0 < kept < 3 * 12 * 9  # some boxes kept, some filtered
+
+
+def test_plain_box_path_is_not_taken_for_shapes_or_a_lens():
+    from augpipe.targets import transform as tr
+
+    rec = _rec(PIPES[1], 0)  # with a lens
+    t = Targets([[10, 10, 50, 40]], [1], SRC)
+    assert float(rec["k"]) != 0.0
+    assert tr._plain_boxes(t, rec, *OUT, TargetOptions(), 0, True) is None
+    square = np.array([[10.0, 10], [50, 10], [50, 40], [10, 40]])
+    t.with_polygons([[square]])
+    assert tr._plain_boxes(t, _rec(PIPES[0], 0), *OUT, TargetOptions(), 0, True) is None
+    assert tr._plain_boxes(t, _rec(PIPES[0], 0), *OUT, TargetOptions(box_rule="ellipse"), 0,
+                           True) is None  # fmt: skip

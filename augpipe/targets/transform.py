@@ -21,14 +21,16 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 from augpipe.errors import ConfigError, bad_param
 from augpipe.targets.core import IGNORE, Targets
-from augpipe.targets.forward import forward, mirrors
+from augpipe.targets.forward import forward, inv3, mirrors, source_map
 from augpipe.targets.masks import instance_planes, mask_box, warp_nearest
 
 _SUBDIV = 8  # points per edge when the map bends straight lines
 _ELLIPSE = 32  # points on the inscribed ellipse
+COMPILED_BOXES = True  # the compiled path for plain boxes (tests turn it off to compare)
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,65 @@ def _bounds(pts: np.ndarray) -> np.ndarray:
     return np.concatenate([pts.min(axis=0), pts.max(axis=0)])
 
 
+@njit(nogil=True, cache=True, error_model="numpy")
+def _apply(m, x, y):
+    """``forward.apply_h`` for one point, the same operations in the same order."""
+    u = m[0, 0] * x + m[0, 1] * y + m[0, 2]
+    v = m[1, 0] * x + m[1, 1] * y + m[1, 2]
+    if m[2, 0] == 0.0 and m[2, 1] == 0.0 and m[2, 2] == 1.0:
+        return u, v
+    w = m[2, 0] * x + m[2, 1] * y + m[2, 2]
+    return u / w, v / w
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _corner_boxes(boxes, Fi, Gi, W, H, min_area, min_vis, min_wh, max_aspect, box, keep):
+    """Plain boxes without a lens (``transform``'s corner rule, its filters): each box's four
+    corners through ``Fi`` (inverse source map) then ``Gi`` (inverse A1), their bounds clipped
+    to the frame into ``box``; ``keep`` per box. The NumPy path's arithmetic, point by point
+    (no fastmath: the same float64 results)."""
+    for j in range(boxes.shape[0]):
+        x0, y0 = np.float64(boxes[j, 0]), np.float64(boxes[j, 1])
+        x1, y1 = np.float64(boxes[j, 2]), np.float64(boxes[j, 3])
+        lx = ly = np.inf
+        hx = hy = -np.inf
+        for c in range(4):
+            x = x0 if c == 0 or c == 3 else x1
+            y = y0 if c < 2 else y1
+            u, v = _apply(Fi, x, y)
+            X, Y = _apply(Gi, u, v)
+            X, Y = X + W / 2, Y + H / 2
+            lx, hx = min(lx, X), max(hx, X)
+            ly, hy = min(ly, Y), max(hy, Y)
+        bx0, bx1 = min(max(lx, 0.0), W), min(max(hx, 0.0), W)
+        by0, by1 = min(max(ly, 0.0), H), min(max(hy, 0.0), H)
+        box[j, 0], box[j, 1], box[j, 2], box[j, 3] = bx0, by0, bx1, by1
+        bw, bh = bx1 - bx0, by1 - by0
+        area = max(bw, 0.0) * max(bh, 0.0)
+        full_area = (hx - lx) * (hy - ly)
+        vis = 0.0
+        if full_area > 0:
+            vis = max(bx1 - bx0, 0.0) * max(by1 - by0, 0.0) / full_area
+        ok = area > 0 and area >= min_area and vis >= min_vis and bw >= min_wh and bh >= min_wh
+        keep[j] = ok and max(bw / bh, bh / bw) <= max_aspect
+
+
+def _plain_boxes(t: Targets, rec, H: int, W: int, opts: TargetOptions, crop: int, masks: bool):
+    """(box, keep) from ``_corner_boxes`` when ``t`` holds plain boxes under a lens-free map
+    with the corner rule; None otherwise (the general path decides)."""
+    if (not COMPILED_BOXES or float(rec["k"]) != 0.0 or opts.box_rule != "corners"
+            or len(t.ring_inst) or instance_planes(t, masks)):  # fmt: skip
+        return None
+    m = len(t)
+    box, keep = np.empty((m, 4)), np.empty(m, np.bool_)
+    Fi = inv3(source_map(rec, crop))
+    Gi = inv3(np.asarray(rec["A1"], np.float64))
+    _corner_boxes(t.boxes, np.asarray(Fi, np.float64), np.asarray(Gi, np.float64), float(W),
+                  float(H), float(opts.min_area), float(opts.min_visibility), float(opts.min_wh),
+                  float(opts.max_aspect), box, keep)  # fmt: skip
+    return box, keep
+
+
 def transform(t: Targets, rec, out_hw, opts: TargetOptions = TargetOptions(), flip_idx=None,
               crop: int = 0, masks: bool = True, semantic_out=None,
               warped=None) -> Targets:  # fmt: skip
@@ -133,6 +194,10 @@ def transform(t: Targets, rec, out_hw, opts: TargetOptions = TargetOptions(), fl
     mask}), the masks already sampled in the image's pass (``augpipe.targets.render``), for
     the semantic mask and the instances ``instance_planes(t, masks)`` names."""
     H, W = (int(v) for v in out_hw)
+    plain = _plain_boxes(t, rec, H, W, opts, crop, masks) if len(t) else None
+    if plain is not None:
+        return _finish(t, rec, (H, W), plain[0], np.flatnonzero(plain[1]), [[]] * len(t),
+                       [None] * len(t), flip_idx, crop, semantic_out, warped)  # fmt: skip
     # only a lens bends straight lines: under an affine or perspective map (in front of its
     # horizon) a segment's image is the segment between its ends' images, so vertices suffice
     sub = 1 if float(rec["k"]) == 0.0 else _SUBDIV
@@ -173,6 +238,14 @@ def transform(t: Targets, rec, out_hw, opts: TargetOptions = TargetOptions(), fl
     keep = (area > 0) & (area >= opts.min_area) & (visibility >= opts.min_visibility)
     keep &= (bw >= opts.min_wh) & (bh >= opts.min_wh) & (aspect <= opts.max_aspect)
     idx = np.flatnonzero(keep)
+    return _finish(t, rec, (H, W), box, idx, new_rings, inst, flip_idx, crop, semantic_out,
+                   warped)  # fmt: skip
+
+
+def _finish(t, rec, out_hw, box, idx, new_rings, inst, flip_idx, crop, semantic_out, warped):
+    """The kept instances ``idx`` (boxes ``box`` in the output frame) with their keypoints,
+    polygons, masks and the semantic mask: ``transform``'s result."""
+    H, W = out_hw
     kp = None
     if t.keypoints is not None:
         kp = t.keypoints[idx].astype(np.float64)

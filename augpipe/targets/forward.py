@@ -13,6 +13,7 @@ perspective row works too) and the lens per point by Newton's method on
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 _NEWTON = 30
 
@@ -34,13 +35,17 @@ def inv3(m: np.ndarray) -> np.ndarray:
 
 
 def apply_h(m: np.ndarray, x: np.ndarray, y: np.ndarray):
-    """(x, y) through the 3x3 ``m`` with homogeneous division (a no-op for affine rows)."""
+    """(x, y) through the 3x3 ``m`` with homogeneous division (a no-op for affine rows);
+    arrays or scalars (``apply_point``: the same function compiled, for scalars in Numba)."""
     u = m[0, 0] * x + m[0, 1] * y + m[0, 2]
     v = m[1, 0] * x + m[1, 1] * y + m[1, 2]
     if m[2, 0] == 0.0 and m[2, 1] == 0.0 and m[2, 2] == 1.0:
         return u, v
     w = m[2, 0] * x + m[2, 1] * y + m[2, 2]
     return u / w, v / w
+
+
+apply_point = njit(nogil=True, cache=True, error_model="numpy")(apply_h)
 
 
 def unlens(u: np.ndarray, v: np.ndarray, c: float):

@@ -128,21 +128,29 @@ def _tile_boxes(A2s, A1s, ks, sizes, frame, boxes):
                       boxes[t : t + 1])  # fmt: skip
 
 
-def _canvas_targets(parts: list, size, K: int) -> Targets:
-    """One sample's tiles' targets (``(Targets, (sx, sy, x0, y0), rect)`` each: image pixels,
-    image pixels per canvas pixel, the image's place, the tile) in canvas coordinates, each
-    cut at its tile rectangle (x0, y0, x1, y1). RLE masks are not carried through a mosaic:
-    the instance keeps its box."""
-    ts = [t for t, _, _ in parts]
+def _boxes_to_canvas(ts: list, places, rects):
+    """Tiles' boxes (targets ``ts``, image pixels) in canvas coordinates, cut at their tile
+    rectangle; with their labels, crowd flags and each box's place and rectangle rows."""
     m = [len(t) for t in ts]
-    P = np.repeat(np.array([p for _, p, _ in parts], np.float64).reshape(-1, 4), m, axis=0)
-    R = np.repeat(np.array([r for _, _, r in parts], np.float64).reshape(-1, 4), m, axis=0)
+    P = np.repeat(np.asarray(places, np.float64).reshape(-1, 4), m, axis=0)
+    R = np.repeat(np.asarray(rects, np.float64).reshape(-1, 4), m, axis=0)
     b = np.concatenate([t.boxes for t in ts] + [np.zeros((0, 4), np.float32)]).astype(np.float64)
     b = b / P[:, [0, 1, 0, 1]] + P[:, [2, 3, 2, 3]]
     b[:, 0::2] = np.clip(b[:, 0::2], R[:, [0]], R[:, [2]])
     b[:, 1::2] = np.clip(b[:, 1::2], R[:, [1]], R[:, [3]])
     labels = np.concatenate([t.labels for t in ts] + [np.zeros(0, np.int64)])
     crowd = np.concatenate([t.iscrowd for t in ts] + [np.zeros(0, bool)])
+    return b, labels, crowd, P, R
+
+
+def _canvas_targets(parts: list, size, K: int) -> Targets:
+    """One sample's tiles' targets (``(Targets, (sx, sy, x0, y0), rect)`` each: image pixels,
+    image pixels per canvas pixel, the image's place, the tile) in canvas coordinates, each
+    cut at its tile rectangle (x0, y0, x1, y1). RLE masks are not carried through a mosaic:
+    the instance keeps its box."""
+    ts = [t for t, _, _ in parts]
+    b, labels, crowd, P, R = _boxes_to_canvas(ts, [p for _, p, _ in parts],
+                                              [r for _, _, r in parts])  # fmt: skip
     kp = None
     if K:
         kp = np.concatenate([t.keypoints for t in ts] + [np.zeros((0, K, 3), np.float32)])
@@ -177,15 +185,8 @@ def _canvas_all(tqs: list, places, rects, samples, n: int, size, K: int) -> list
         for t, tq in enumerate(tqs):
             parts[samples[t]].append((tq, places[t], rects[t]))
         return [_canvas_targets(p, size, K) for p in parts]
+    b, labels, crowd, _, _ = _boxes_to_canvas(tqs, places, rects)
     m = [len(t) for t in tqs]
-    P = np.repeat(np.asarray(places, np.float64).reshape(-1, 4), m, axis=0)
-    R = np.repeat(np.asarray(rects, np.float64).reshape(-1, 4), m, axis=0)
-    b = np.concatenate([t.boxes for t in tqs] + [np.zeros((0, 4), np.float32)]).astype(np.float64)
-    b = b / P[:, [0, 1, 0, 1]] + P[:, [2, 3, 2, 3]]
-    b[:, 0::2] = np.clip(b[:, 0::2], R[:, [0]], R[:, [2]])
-    b[:, 1::2] = np.clip(b[:, 1::2], R[:, [1]], R[:, [3]])
-    labels = np.concatenate([t.labels for t in tqs] + [np.zeros(0, np.int64)])
-    crowd = np.concatenate([t.iscrowd for t in tqs] + [np.zeros(0, bool)])
     per = np.bincount(np.asarray(samples, np.int64), weights=m, minlength=n).astype(np.int64)
     ends = np.cumsum(per).tolist()
     starts = [0] + ends[:-1]

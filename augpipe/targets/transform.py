@@ -25,7 +25,7 @@ from numba import njit
 
 from augpipe.errors import ConfigError, bad_param
 from augpipe.targets.core import IGNORE, Targets
-from augpipe.targets.forward import forward, inv3, mirrors, source_map
+from augpipe.targets.forward import apply_point, forward, inv3, mirrors, source_map
 from augpipe.targets.masks import instance_planes, mask_box, warp_nearest
 
 _SUBDIV = 8  # points per edge when the map bends straight lines
@@ -125,17 +125,6 @@ def _bounds(pts: np.ndarray) -> np.ndarray:
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
-def _apply(m, x, y):
-    """``forward.apply_h`` for one point, the same operations in the same order."""
-    u = m[0, 0] * x + m[0, 1] * y + m[0, 2]
-    v = m[1, 0] * x + m[1, 1] * y + m[1, 2]
-    if m[2, 0] == 0.0 and m[2, 1] == 0.0 and m[2, 2] == 1.0:
-        return u, v
-    w = m[2, 0] * x + m[2, 1] * y + m[2, 2]
-    return u / w, v / w
-
-
-@njit(nogil=True, cache=True, error_model="numpy")
 def _corner_boxes(boxes, Fi, Gi, W, H, min_area, min_vis, min_wh, max_aspect, box, keep):
     """Plain boxes without a lens (``transform``'s corner rule, its filters): each box's four
     corners through ``Fi`` (inverse source map) then ``Gi`` (inverse A1), their bounds clipped
@@ -149,8 +138,8 @@ def _corner_boxes(boxes, Fi, Gi, W, H, min_area, min_vis, min_wh, max_aspect, bo
         for c in range(4):
             x = x0 if c == 0 or c == 3 else x1
             y = y0 if c < 2 else y1
-            u, v = _apply(Fi, x, y)
-            X, Y = _apply(Gi, u, v)
+            u, v = apply_point(Fi, x, y)
+            X, Y = apply_point(Gi, u, v)
             X, Y = X + W / 2, Y + H / 2
             lx, hx = min(lx, X), max(hx, X)
             ly, hy = min(ly, Y), max(hy, Y)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 import struct
-import zlib
 from bisect import bisect_right
 from pathlib import Path
 
@@ -34,6 +33,7 @@ import numpy as np
 from augpipe.errors import DatasetError
 from augpipe.format import manifest as mf
 from augpipe.format import record
+from augpipe.format.checksum import crc32
 from augpipe.format.lmdb_check import check_shard
 
 # LMDB refuses to open one file twice in a process, so environments are shared by every
@@ -243,7 +243,7 @@ class ShardDataset:
                 and w == sizes.item(i, 1)
             ):
                 payload = memoryview(buf)[record.HEADER_SIZE : record.HEADER_SIZE + length]
-                if zlib.crc32(payload) == crc:
+                if crc32(payload) == crc:
                     return np.frombuffer(payload, dtype=np.uint8)
                 raise self._damaged(self._names[s], "payload CRC32 mismatch", i)
         raise self._damaged(self._names[s], "its header does not match the manifest", i)

@@ -32,6 +32,7 @@ import zlib
 
 import numpy as np
 
+from augpipe.format.checksum import crc32
 from augpipe.targets import maskcode
 from augpipe.targets.core import Targets
 
@@ -99,7 +100,7 @@ def decode(block, size: tuple[int, int], check_crc: bool = False,
         raise TargetsBlockError(
             f"targets block is {len(view)} bytes, its header says {HEAD.size + sum(sizes)}"
         )
-    if check_crc and zlib.crc32(view[8:]) != crc:
+    if check_crc and crc32(view[8:]) != crc:
         raise TargetsBlockError("targets block CRC32 mismatch (bytes changed since packing)")
     off = HEAD.size
     arrays = []

@@ -52,6 +52,25 @@ def test_empty_block_gives_zero_by_four():
     assert u.boxes.shape == (0, 4) and u.labels.shape == (0,)
 
 
+def test_plain_box_block_round_trip_and_its_rle_index_checked():
+    """A block of boxes only takes the reader's short path: the same fields as written, the
+    types the general path gives, and a damaged RLE index is still refused."""
+    t = Targets.from_boxes([[1.5, 2, 9, 12.25], [0, 0, 3, 4], [5, 5, 6, 7]], [2, 0, 7], (20, 30),
+                           iscrowd=[False, True, False])  # fmt: skip
+    b = layout.encode(t)
+    u = layout.decode(b, (20, 30), check_crc=True)
+    np.testing.assert_array_equal(u.boxes, t.boxes)
+    np.testing.assert_array_equal(u.labels, t.labels)
+    np.testing.assert_array_equal(u.iscrowd, t.iscrowd)
+    assert (u.boxes.dtype, u.labels.dtype, u.iscrowd.dtype) == (np.float32, np.int64, bool)
+    assert u.keypoints is None and u.semantic is None and u.rle == [None] * 3
+    assert len(u.ring_inst) == 0 and u.rings(0) == [] and u.size == (20, 30)
+    bad = bytearray(b)
+    bad[-2] ^= 0x01  # inside the RLE start index (the block's last field here)
+    with pytest.raises(layout.TargetsBlockError, match="RLE index"):
+        layout.decode(bytes(bad), (20, 30))
+
+
 def test_damaged_block_is_reported():
     b = bytearray(layout.encode(_targets()))
     b[40] ^= 0xFF

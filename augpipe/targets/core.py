@@ -19,6 +19,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 IGNORE = 255  # semantic mask value meaning "not labelled"
+# the ring fields of targets without polygons (read-only: shared)
+_NO_RINGS = np.zeros(0, np.int32)
+_ONE_START = np.zeros(1, np.int32)
+_NO_VERTICES = np.zeros((0, 2), np.float64)
+for _a in (_NO_RINGS, _ONE_START, _NO_VERTICES):
+    _a.flags.writeable = False
 
 
 def _f4(a, shape) -> np.ndarray:
@@ -71,6 +77,18 @@ class Targets:
     @classmethod
     def from_boxes(cls, boxes, labels, size, **kw) -> Targets:
         return cls(boxes=boxes, labels=labels, size=size, **kw)
+
+    @classmethod
+    def plain(cls, boxes: np.ndarray, labels: np.ndarray, size, iscrowd: np.ndarray) -> Targets:
+        """Boxes only, from arrays already of the fields' types and shapes ((M, 4) float32
+        C-contiguous, (M,) int64, (M,) bool; ``size`` two ints): no conversions (the packed
+        reader's path for plain-box records)."""
+        t = cls.__new__(cls)
+        t.boxes, t.labels, t.size, t.iscrowd = boxes, labels, size, iscrowd
+        t.keypoints, t.semantic, t.masks = None, None, None
+        t.ring_inst, t.ring_start = _NO_RINGS, _ONE_START
+        t.vertices, t.rle = _NO_VERTICES, [None] * len(boxes)
+        return t
 
     @classmethod
     def empty(cls, size, n_keypoints: int = 0) -> Targets:

@@ -103,6 +103,14 @@ def decode(block, size: tuple[int, int], check_crc: bool = False,
     if check_crc and crc32(view[8:]) != crc:
         raise TargetsBlockError("targets block CRC32 mismatch (bytes changed since packing)")
     off = HEAD.size
+    if k == r == p == c == s == 0:  # plain boxes: three arrays, the RLE index all zeros
+        end = off + 20 * m + _pad4(m) + 4  # (ring_start holds one entry even without rings)
+        if view[end:] != bytes(4 * (m + 1)):
+            raise TargetsBlockError("targets block RLE index is inconsistent")
+        boxes = np.frombuffer(view, "<f4", 4 * m, off).reshape(m, 4)
+        labels = np.frombuffer(view, "<i4", m, off + 16 * m).astype(np.int64)
+        crowd = (np.frombuffer(view, "u1", m, off + 20 * m) & 1).astype(bool)
+        return Targets.plain(boxes, labels, (int(size[0]), int(size[1])), crowd)
     arrays = []
     for n, dt in zip(sizes, _DTYPES):  # (absent fields: one shared empty array each)
         arrays.append(np.frombuffer(view, dt, n // dt.itemsize, off) if n else _EMPTY[dt.str])

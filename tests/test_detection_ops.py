@@ -202,3 +202,30 @@ def test_mosaic_canvas_targets_batched_equal_per_sample():
         np.testing.assert_array_equal(got[j].labels, want.labels)
         np.testing.assert_array_equal(got[j].iscrowd, want.iscrowd)
         assert got[j].size == want.size and len(got[j]) == sum(len(tqs[t]) for t in ts)
+
+
+def test_mosaic_tile_boxes_match_source_boxes_for_perspective_tiles():
+    """The 5 x 5 grid for lens-free perspective tiles gives ``source_boxes``'s bounding box
+    (the corners bound a homography's image) and, for steps under 8, the same margin."""
+    from augpipe.ops.affine import Affine
+    from augpipe.ops.fused import fields, source_boxes
+    from augpipe.targets.mosaic import _tile_boxes
+
+    pipe = Compose([Letterbox(96), RandomScale((0.5, 1.5)),
+                    Affine(rotate=10, shear=5, translate=0.1, perspective=0.001)])  # fmt: skip
+    recs = pipe.sample_params(np.tile([[80, 120]], (40, 1)), np.arange(40), seed=1, epoch=0)
+    f = fields(recs)
+    rng = np.random.default_rng(0)
+    fr = np.sort(rng.integers(0, 97, (40, 2, 2)), axis=1).reshape(40, 4)[:, [0, 2, 1, 3]]
+    fr[:, 2:] = np.maximum(fr[:, 2:], fr[:, :2] + 1)  # (ox0, oy0, ox1, oy1), non-empty
+    got = np.empty((40, 5))
+    _tile_boxes(f[0], f[1], f[2].astype(np.float64), f[7], fr, got)
+    proj = 0
+    for t in range(40):
+        ft = (f[0][t : t + 1], f[1][t : t + 1], f[2][t : t + 1]) + (None,) * 4 + (f[7][t : t + 1],)
+        want = source_boxes(ft, (fr[t, 3] - fr[t, 1], fr[t, 2] - fr[t, 0]))[0]
+        rows = (recs[t]["A1"][2], recs[t]["A2"][0, 2])
+        proj += any(r[0] != 0 or r[1] != 0 for r in rows)
+        np.testing.assert_allclose(got[t, :4], want[:4], rtol=0, atol=1e-9)
+        np.testing.assert_allclose(got[t, 4], want[4], rtol=0.05)
+    assert proj > 30  # the perspective path was the one tested

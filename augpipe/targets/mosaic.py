@@ -17,7 +17,7 @@ from numba import njit
 
 from augpipe.decode import load_region
 from augpipe.ops.detection.mosaic import placements
-from augpipe.ops.fused import _source_boxes, fields, render_item
+from augpipe.ops.fused import _affine, _grid_map, _source_boxes, fields, render_item
 from augpipe.ops.params import min_scales
 from augpipe.targets.batch import read_targets
 from augpipe.targets.core import Targets
@@ -120,12 +120,26 @@ def _tile_runs(maps, sample, frame, rect, S, lo, hi):
 
 @njit(nogil=True, cache=True, error_model="numpy")
 def _tile_boxes(A2s, A1s, ks, sizes, frame, boxes):
-    """``source_boxes`` per tile, each over its own sub-frame (one call for the batch)."""
+    """``source_boxes`` per tile, each over its own sub-frame (one call for the batch). A
+    perspective map without a lens (Mosaic's usual tile) takes a 5 x 5 grid instead of 17 x
+    17: its image of the sub-frame is the quadrilateral of the corners' images (w is linear:
+    in front of the horizon at the corners means everywhere), so the bounding box is the same
+    and only the step estimate, which sizes a margin of at least 16 pixels, is coarser."""
     for t in range(A2s.shape[0]):
         H = max(frame[t, 3] - frame[t, 1], 1)
         W = max(frame[t, 2] - frame[t, 0], 1)
-        _source_boxes(A2s[t : t + 1], A1s[t : t + 1], ks[t : t + 1], sizes[t : t + 1], H, W,
-                      boxes[t : t + 1])  # fmt: skip
+        A1, A2 = A1s[t], A2s[t, 0]
+        if ks[t] != 0.0 or A2s.shape[1] != 1 or (_affine(A1) and _affine(A2)):
+            _source_boxes(A2s[t : t + 1], A1s[t : t + 1], ks[t : t + 1], sizes[t : t + 1], H, W,
+                          boxes[t : t + 1])  # fmt: skip
+            continue
+        lo_x, hi_x, lo_y, hi_y, _, step = _grid_map(A1, 0.0, A2, W, H, 5, True)
+        pad = 2.0 * max(step, 8.0)  # as _source_boxes pads a perspective map
+        boxes[t, 0] = max(min(lo_y - pad, 1e9), -1e9)
+        boxes[t, 1] = max(min(hi_y + pad, 1e9), -1e9)
+        boxes[t, 2] = max(min(lo_x - pad, 1e9), -1e9)
+        boxes[t, 3] = max(min(hi_x + pad, 1e9), -1e9)
+        boxes[t, 4] = step
 
 
 def _boxes_to_canvas(ts: list, places, rects):

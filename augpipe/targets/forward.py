@@ -84,6 +84,13 @@ def source_map(rec, crop: int = 0) -> np.ndarray:
     return a2 @ np.asarray(rec["geo"], np.float64) if "geo" in names else a2
 
 
+def source_maps(recs, crop: int = 0) -> np.ndarray:
+    """``source_map`` of every record of a batch at once: (N, 3, 3)."""
+    recs = np.asarray(recs).reshape(-1)
+    a2 = np.asarray(recs["A2"][:, crop], np.float64)
+    return a2 @ np.asarray(recs["geo"], np.float64) if "geo" in (recs.dtype.names or ()) else a2
+
+
 def forward(rec, xy: np.ndarray, out_hw, crop: int = 0) -> np.ndarray:
     """(P, 2) source edge coordinates (x, y) of the record's image -> output edge coordinates."""
     xy = np.asarray(xy, np.float64).reshape(-1, 2)

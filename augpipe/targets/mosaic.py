@@ -21,7 +21,7 @@ from augpipe.ops.fused import _affine, _grid_map, _source_boxes, fields, render_
 from augpipe.ops.params import min_scales
 from augpipe.targets.batch import read_targets
 from augpipe.targets.core import Targets
-from augpipe.targets.forward import source_map
+from augpipe.targets.forward import source_maps
 from augpipe.targets.masks import warp_nearest
 from augpipe.targets.transform import clip_ring, transform
 
@@ -212,7 +212,6 @@ def _plan(recs, partners, centres, sizes, S: int):
     ``rect`` (x0, y0, x1, y1) on the canvas, ``frame`` (ox0, oy0, ox1, oy1) the bounding box
     of its part of the output, ``place`` (sx, sy, x0, y0) image pixels per canvas pixel and
     where the image starts; and the tiles' records (``C_q A2``, ``A1`` on the sub-frame)."""
-    n = len(recs)
     hw = sizes[partners].astype(np.float64)  # (n, 4, 2)
     place = placements(hw, centres, S)
     x0, y0 = place[..., 0], place[..., 1]
@@ -220,7 +219,7 @@ def _plan(recs, partners, centres, sizes, S: int):
     rect = np.stack([np.maximum(x0, 0), np.maximum(y0, 0), np.minimum(place[..., 2], 2 * S),
                      np.minimum(place[..., 3], 2 * S)], axis=2)  # fmt: skip
     # the tile's corners through output -> canvas, inverted: the bounding box of its part
-    A2 = np.stack([source_map(rec) for rec in recs]) if n else np.zeros((0, 3, 3))
+    A2 = source_maps(recs)
     Minv = np.linalg.inv(A2 @ np.asarray(recs["A1"], np.float64))  # (n, 3, 3)
     cx = rect[..., [0, 2, 2, 0]]
     cy = rect[..., [1, 1, 3, 3]]
@@ -297,7 +296,7 @@ def run_mosaic(tp, dataset, indices, seed: int, epoch: int, out, sem_out=None) -
     if tp.semantic:
         sems = sem_out[:n] if sem_out is not None else np.empty((n, S, S), np.uint8)
         sems[...] = 255
-    maps = np.stack([source_map(rec) @ np.asarray(rec["A1"], np.float64) for rec in recs])
+    maps = source_maps(recs) @ np.asarray(recs["A1"], np.float64)  # output -> canvas
     T = len(sub)
     fr = tiles["frame"]  # a perspective map's DCT scale is taken over each tile's sub-frame
     lo, hi = np.zeros((T, S), np.int64), np.zeros((T, S), np.int64)

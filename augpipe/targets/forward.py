@@ -20,15 +20,16 @@ _NEWTON = 30
 
 def inv3(m: np.ndarray) -> np.ndarray:
     """The inverse of a 3x3 matrix by its adjugate (exact for the integer and +-1 entries of
-    crops, flips and shifts)."""
-    a, b, c = m[0]
-    d, e, f = m[1]
-    g, h, i = m[2]
+    crops, flips and shifts). Plain scalar code: ``inv3_jit`` is the same function compiled."""
+    a, b, c = m[0, 0], m[0, 1], m[0, 2]
+    d, e, f = m[1, 0], m[1, 1], m[1, 2]
+    g, h, i = m[2, 0], m[2, 1], m[2, 2]
     A, B, C = e * i - f * h, -(d * i - f * g), d * h - e * g
     det = a * A + b * B + c * C
-    adj = np.array([[A, -(b * i - c * h), b * f - c * e],
-                    [B, a * i - c * g, -(a * f - c * d)],
-                    [C, -(a * h - b * g), a * e - b * d]])  # fmt: skip
+    adj = np.empty((3, 3))
+    adj[0, 0], adj[0, 1], adj[0, 2] = A, -(b * i - c * h), b * f - c * e
+    adj[1, 0], adj[1, 1], adj[1, 2] = B, a * i - c * g, -(a * f - c * d)
+    adj[2, 0], adj[2, 1], adj[2, 2] = C, -(a * h - b * g), a * e - b * d
     if det == 1.0:
         return adj
     return adj / det
@@ -46,6 +47,7 @@ def apply_h(m: np.ndarray, x: np.ndarray, y: np.ndarray):
 
 
 apply_point = njit(nogil=True, cache=True, error_model="numpy")(apply_h)
+inv3_jit = njit(nogil=True, cache=True, error_model="numpy")(inv3)
 
 
 def unlens(u: np.ndarray, v: np.ndarray, c: float):

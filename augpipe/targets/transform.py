@@ -25,7 +25,7 @@ from numba import njit
 
 from augpipe.errors import ConfigError, bad_param
 from augpipe.targets.core import IGNORE, Targets
-from augpipe.targets.forward import apply_point, forward, inv3, mirrors, source_map
+from augpipe.targets.forward import apply_point, forward, inv3_jit, mirrors, source_map
 from augpipe.targets.masks import instance_planes, mask_box, warp_nearest
 
 _SUBDIV = 8  # points per edge when the map bends straight lines
@@ -125,11 +125,12 @@ def _bounds(pts: np.ndarray) -> np.ndarray:
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
-def _corner_boxes(boxes, Fi, Gi, W, H, min_area, min_vis, min_wh, max_aspect, box, keep):
+def _corner_boxes(boxes, F, G, W, H, min_area, min_vis, min_wh, max_aspect, box, keep):
     """Plain boxes without a lens (``transform``'s corner rule, its filters): each box's four
-    corners through ``Fi`` (inverse source map) then ``Gi`` (inverse A1), their bounds clipped
-    to the frame into ``box``; ``keep`` per box. The NumPy path's arithmetic, point by point
-    (no fastmath: the same float64 results)."""
+    corners through the inverses of ``F`` (the source map) and ``G`` (A1), their bounds
+    clipped to the frame into ``box``; ``keep`` per box. The NumPy path's arithmetic, point by
+    point (no fastmath: the same float64 results)."""
+    Fi, Gi = inv3_jit(F), inv3_jit(G)
     for j in range(boxes.shape[0]):
         x0, y0 = np.float64(boxes[j, 0]), np.float64(boxes[j, 1])
         x1, y1 = np.float64(boxes[j, 2]), np.float64(boxes[j, 3])
@@ -160,13 +161,12 @@ def _plain_boxes(t: Targets, rec, H: int, W: int, opts: TargetOptions, crop: int
     """(box, keep) from ``_corner_boxes`` when ``t`` holds plain boxes under a lens-free map
     with the corner rule; None otherwise (the general path decides)."""
     if (not COMPILED_BOXES or float(rec["k"]) != 0.0 or opts.box_rule != "corners"
-            or len(t.ring_inst) or instance_planes(t, masks)):  # fmt: skip
+            or len(t.ring_inst) or (not all(r is None for r in t.rle)
+                                    and instance_planes(t, masks))):  # fmt: skip
         return None
     m = len(t)
     box, keep = np.empty((m, 4)), np.empty(m, np.bool_)
-    Fi = inv3(source_map(rec, crop))
-    Gi = inv3(np.asarray(rec["A1"], np.float64))
-    _corner_boxes(t.boxes, np.asarray(Fi, np.float64), np.asarray(Gi, np.float64), float(W),
+    _corner_boxes(t.boxes, source_map(rec, crop), np.asarray(rec["A1"], np.float64), float(W),
                   float(H), float(opts.min_area), float(opts.min_visibility), float(opts.min_wh),
                   float(opts.max_aspect), box, keep)  # fmt: skip
     return box, keep
@@ -184,6 +184,12 @@ def transform(t: Targets, rec, out_hw, opts: TargetOptions = TargetOptions(), fl
     the semantic mask and the instances ``instance_planes(t, masks)`` names."""
     H, W = (int(v) for v in out_hw)
     plain = _plain_boxes(t, rec, H, W, opts, crop, masks) if len(t) else None
+    if plain is not None and t.keypoints is None and t.semantic is None:
+        idx = np.flatnonzero(plain[1])
+        out = Targets.plain(np.ascontiguousarray(plain[0][idx], np.float32), t.labels[idx],
+                            (H, W), t.iscrowd[idx])  # fmt: skip
+        out.masks = [None] * len(idx)
+        return out
     if plain is not None:
         return _finish(t, rec, (H, W), plain[0], np.flatnonzero(plain[1]), [[]] * len(t),
                        [None] * len(t), flip_idx, crop, semantic_out, warped)  # fmt: skip

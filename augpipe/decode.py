@@ -141,8 +141,8 @@ def load_region(dataset, i: int, scale: float, box, step: float = 1.0, fast: boo
     """
     if not REGION_DECODE or dataset.encoding != "jpeg":
         return (*load(dataset, i, scale, fast, slack), (0.0, 0.0))
-    h, w = np.asarray(dataset.sizes[i]).tolist()  # one call, not a genexpr over NumPy scalars
-    h, w = int(h), int(w)
+    sizes = np.asarray(dataset.sizes)
+    h, w = sizes.item(i, 0), sizes.item(i, 1)  # Python ints, no NumPy scalars
     d = dct_factor(scale, slack)
     hd, wd = -(-h // d), -(-w // d)
     # box-filter blocks (factor f) overhang the box by f - 1 pixels, bilinear sampling reads 1
@@ -151,6 +151,7 @@ def load_region(dataset, i: int, scale: float, box, step: float = 1.0, fast: boo
     # own padding is already in the box (augpipe.ops.fused.source_boxes)
     f = int(step / d) if step / d > 2.0 else 1
     m = f + 1
+    box = box.tolist() if isinstance(box, np.ndarray) else box  # Python floats: cheaper math
     y0 = max(int(math.floor(box[0] / d)) - m, 0)
     y1 = min(int(math.ceil(box[1] / d)) + m, hd)
     x0 = max(int(math.floor(box[2] / d)) - m, 0)

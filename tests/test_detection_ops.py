@@ -229,3 +229,36 @@ def test_mosaic_tile_boxes_match_source_boxes_for_perspective_tiles():
         np.testing.assert_allclose(got[t, :4], want[:4], rtol=0, atol=1e-9)
         np.testing.assert_allclose(got[t, 4], want[4], rtol=0.05)
     assert proj > 30  # the perspective path was the one tested
+
+
+def test_mosaic_fill_gaps_writes_exactly_the_uncovered_pixels():
+    """``_fill_gaps`` writes the fill where no run lies and leaves every run's pixels alone
+    (the tiles write those), for disjoint runs in any tile order within a sample."""
+    from augpipe.targets.mosaic import _fill_gaps
+
+    rng = np.random.default_rng(4)
+    N, S, C = 3, 24, 3
+    sample, frame, runs = [], [], []
+    for j in range(N):
+        for q in range(4):  # four tiles: quadrants around a random centre, in shuffled order
+            xc, yc = 7 + j, 9 + 2 * j
+            x0, x1 = (0, xc) if q % 2 == 0 else (xc, S)
+            y0, y1 = (0, yc) if q < 2 else (yc, S)
+            sample.append(j)
+            frame.append([x0, y0, x1, y1])
+            lo = rng.integers(0, max(x1 - x0, 1), y1 - y0)
+            hi = np.minimum(lo + rng.integers(0, 6, y1 - y0), x1 - x0)
+            runs.append((lo, hi))
+    T = len(sample)
+    lo_a, hi_a = np.zeros((T, S), np.int64), np.zeros((T, S), np.int64)
+    for t, (lo, hi) in enumerate(runs):
+        lo_a[t, : len(lo)], hi_a[t, : len(hi)] = lo, hi
+    out = np.full((N, S, S * C), 7, np.uint8)  # 7: "a tile wrote this"
+    _fill_gaps(out, np.uint8(114), np.array(sample), np.array(frame), lo_a, hi_a)
+    want = np.full((N, S, S * C), 114, np.uint8)
+    for t in range(T):
+        x0, y0 = frame[t][:2]
+        for y in range(frame[t][3] - y0):
+            want[sample[t], y0 + y, (x0 + lo_a[t, y]) * C : (x0 + hi_a[t, y]) * C] = 7
+    np.testing.assert_array_equal(out, want)
+    assert (out == 7).any() and (out == 114).any()

@@ -118,6 +118,45 @@ def _tile_runs(maps, sample, frame, rect, S, lo, hi):
     return any_run
 
 
+@njit(nogil=True, cache=True, error_model="numpy", boundscheck=False)
+def _fill_gaps(out, fill, sample, frame, lo, hi):
+    """Write ``fill`` into every pixel of ``out`` (N, S, S C, rows flattened) that no tile's
+    run covers (the tiles write the rest: each pixel is written once, no memset of the whole
+    batch first). Tiles are in sample order; a sample's runs in one row are disjoint (its tile
+    rectangles do not overlap), at most one per tile."""
+    N, S = out.shape[0], out.shape[1]
+    C = out.shape[2] // S
+    T = sample.shape[0]
+    s_lo = np.empty(8, np.int64)
+    s_hi = np.empty(8, np.int64)
+    first = 0
+    for j in range(N):
+        last = first
+        while last < T and sample[last] == j:
+            last += 1
+        for y in range(S):
+            k = 0
+            for t in range(first, min(last, first + 8)):
+                oy0 = frame[t, 1]
+                if oy0 <= y < frame[t, 3] and hi[t, y - oy0] > lo[t, y - oy0]:
+                    a, b = frame[t, 0] + lo[t, y - oy0], frame[t, 0] + hi[t, y - oy0]
+                    i = k  # insertion by start
+                    while i > 0 and s_lo[i - 1] > a:
+                        s_lo[i], s_hi[i] = s_lo[i - 1], s_hi[i - 1]
+                        i -= 1
+                    s_lo[i], s_hi[i] = a, b
+                    k += 1
+            row = out[j, y]
+            x = 0
+            for r in range(k + 1):
+                end = s_lo[r] if r < k else S
+                for e in range(x * C, end * C):
+                    row[e] = fill
+                if r < k:
+                    x = max(x, s_hi[r])
+        first = last
+
+
 @njit(nogil=True, cache=True, error_model="numpy")
 def _tile_boxes(A2s, A1s, ks, sizes, frame, boxes):
     """``source_boxes`` per tile, each over its own sub-frame (one call for the batch). A
@@ -291,7 +330,6 @@ def run_mosaic(tp, dataset, indices, seed: int, epoch: int, out, sem_out=None) -
     partners, centres = mos.layout(indices, len(dataset), seed, epoch, pos)
     sizes = np.asarray(dataset.sizes)
     tiles, sub = _plan(recs, partners, centres, sizes, S)
-    out[:n] = mos.fill
     sems = None
     if tp.semantic:
         sems = sem_out[:n] if sem_out is not None else np.empty((n, S, S), np.uint8)
@@ -305,9 +343,14 @@ def run_mosaic(tp, dataset, indices, seed: int, epoch: int, out, sem_out=None) -
     tqs = [read_targets(dataset, i) for i in images]
     canvas = _canvas_all(tqs, places, rects, samples, n, mos.canvas_hw, tp.K)
     if not T:
+        out[:n] = mos.fill
         return _finish(tp, recs, canvas, sems, S)
     f = fields(sub)
     any_run = _tile_runs(maps, tiles["sample"], fr, rects, float(S), lo, hi)
+    if out[:n].flags.c_contiguous:  # the fill goes only where no tile's run lands
+        _fill_gaps(out[:n].reshape(n, S, S * 3), np.uint8(mos.fill), tiles["sample"], fr, lo, hi)
+    else:
+        out[:n] = mos.fill
     boxes = np.empty((T, 5))
     _tile_boxes(f[0], f[1], f[2].astype(np.float64), f[7], fr, boxes)
     hw = np.maximum(np.stack([fr[:, 3] - fr[:, 1], fr[:, 2] - fr[:, 0]], axis=1), 1)

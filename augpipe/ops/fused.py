@@ -35,7 +35,7 @@ PROGRAM_FIELDS = ("prog", "parg", "geo", "clip", "pfill", "ebox", "emode", "ecol
 _KERNEL_SOURCES = ("kernels.py", "axis.py", "simd.py", "fixed.py", "fixed_gather.py",
                    "pixel/tile.py", "pixel/program.py", "pixel/tables.py",
                    "pixel/filters.py")  # fmt: skip
-_KERNELS_DIGEST = "3119762903a0556c"
+_KERNELS_DIGEST = "99a7ec42bd1669c9"
 _GRID = 17  # the map's bounding box is taken over a 17 x 17 grid of output points
 
 
@@ -171,9 +171,11 @@ def _grid_map(A1, k, A2, W, H, g, steps):
 
 @njit(nogil=True, cache=True, fastmath=True, error_model="numpy")
 def _render_warp(src, bgr, A1, k, A2, fill, cmat, coff, cmean, color, out, mask=None,
-                 dec=None):  # fmt: skip
+                 dec=None, spans=None):  # fmt: skip
     h, w = src.shape[0], src.shape[1]
     H, W = out.shape[0], out.shape[1]
+    if spans is not None:  # (lo, hi, oy0, ox0, sw): a sub-frame of ``out`` (``kernels.warp``)
+        H, W = spans[0].shape[0], spans[4]
     proj = not (_affine(A1) and _affine(A2))
     # bounding box of the map over a grid of output points, border included
     lo_x, hi_x, lo_y, hi_y, s, _ = _grid_map(A1, k, A2, W, H, _GRID, proj)
@@ -201,6 +203,10 @@ def _render_warp(src, bgr, A1, k, A2, fill, cmat, coff, cmean, color, out, mask=
             B[1, c] = B[1, c] / f - y0 / f * B[2, c]
         y0, y1, x0, x1 = 0, src.shape[0], 0, src.shape[1]
     off = _offset(src, bgr, y0, y1, x0, x1, coff, cmean, color)
+    if spans is not None:
+        kernels.warp(src, bgr, y0, y1, x0, x1, A1, k, B, fill, cmat, off, color, out, None,
+                     spans)  # fmt: skip
+        return
     if mask is None:
         kernels.warp(src, bgr, y0, y1, x0, x1, A1, k, B, fill, cmat, off, color, out)
         return
@@ -231,21 +237,18 @@ def _matmul3(a, b):  # numba's @ needs scipy's BLAS; a 3x3 product does not
 
 
 @njit(nogil=True, cache=True, fastmath=True, error_model="numpy")
-def _resample(src, bgr, A2s_j, A1, k, cmat, coff, cmean, color, fill, sy, sx, oy, ox, G, out,
-              mask=None):  # fmt: skip
-    """One crop: the map A2 G A1 (G: a policy's geometry, identity otherwise) into ``out``;
-    with ``mask`` (pad, my0, mx0, mout), the masks in ``pad`` into ``mout`` in the same pass
-    (nearest: see ``kernels.warp`` and ``_axis_mask``)."""
-    h, w = src.shape[0], src.shape[1]
-    H, W = out.shape[0], out.shape[1]
+def _crop_map(h, w, H, W, A2s_j, A1, k, sy, sx, oy, ox, G):
+    """One crop's map A2 G A1 (G: a policy's geometry, identity otherwise): (A2 to decoded
+    source coordinates, A = A2 A1, M = the same to full-size coordinates (the masks'), axis:
+    whether the separable kernel renders it)."""
     A2 = _matmul3(A2s_j, G)
-    if mask is not None:
-        M = _matmul3(A2, A1)  # full-size source edge coordinates, as the masks are stored
+    M = _matmul3(A2, A1)  # full-size source edge coordinates, as the masks are stored
     for c in range(3):  # full-size -> decoded edge coordinates; a region decode starts at
         # (oy, ox) (whole pixels: exact); as rows, so a perspective row divides them too
         A2[0, c] = A2[0, c] / sx - ox * A2[2, c]
         A2[1, c] = A2[1, c] / sy - oy * A2[2, c]
     A = _matmul3(A2, A1)
+    inside = False
     if k == 0.0 and A[0, 1] == 0.0 and A[1, 0] == 0.0 and _affine(A1) and _affine(A2):
         # a policy translation (G a pure shift) keeps the axis kernel when the crop canvas
         # itself lies inside the source: what the shift moves past the canvas is clipped to
@@ -259,12 +262,23 @@ def _resample(src, bgr, A2s_j, A1, k, cmat, coff, cmean, color, fill, sy, sx, oy
         ex, ey = abs(B[0, 0]) * W / 2, abs(B[1, 1]) * H / 2
         inside = (B[0, 2] - ex >= -1e-6 and B[0, 2] + ex <= w + 1e-6
                   and B[1, 2] - ey >= -1e-6 and B[1, 2] + ey <= h + 1e-6)  # fmt: skip
-        if inside:
-            if mask is not None:
-                _render_axis(src, bgr, A, cmat, coff, cmean, color, out, mask, M)
-            else:
-                _render_axis(src, bgr, A, cmat, coff, cmean, color, out)
-            return
+    return A2, A, M, inside
+
+
+@njit(nogil=True, cache=True, fastmath=True, error_model="numpy")
+def _resample(src, bgr, A2s_j, A1, k, cmat, coff, cmean, color, fill, sy, sx, oy, ox, G, out,
+              mask=None):  # fmt: skip
+    """One crop: the map A2 G A1 (``_crop_map``) into ``out``; with ``mask`` (pad, my0, mx0,
+    mout), the masks in ``pad`` into ``mout`` in the same pass (nearest: see ``kernels.warp``
+    and ``_axis_mask``)."""
+    A2, A, M, axis = _crop_map(src.shape[0], src.shape[1], out.shape[0], out.shape[1], A2s_j,
+                               A1, k, sy, sx, oy, ox, G)  # fmt: skip
+    if axis:
+        if mask is not None:
+            _render_axis(src, bgr, A, cmat, coff, cmean, color, out, mask, M)
+        else:
+            _render_axis(src, bgr, A, cmat, coff, cmean, color, out)
+        return
     if mask is not None:
         _render_warp(src, bgr, A1, k, A2, fill, cmat, coff, cmean, color, out, mask,
                      (sy, sx, oy, ox))  # fmt: skip
@@ -419,3 +433,63 @@ def _render_record(src, bgr, recs, j, fill, sy, sx, oy, ox, out, mask=None):
           r["cmix"], r["cm"])  # fmt: skip
     _render(src, bgr, r["A2"], r["A1"], np.float64(r["k"]), r["cmat"], r["coff"], r["cmean"],
             r["color"], fill, sy, sx, oy, ox, pg, out, mask)  # fmt: skip
+
+
+def render_item_spans(src, bgr, f: tuple, j: int, out, oy0: int, ox0: int, lo, hi, sw: int,
+                      fill=0.0, src_scale=(1.0, 1.0), src_offset=(0.0, 0.0)) -> None:  # fmt: skip
+    """``render_item`` of item ``j`` (one crop) for the sub-frame (len(lo), sw) whose top-left
+    lies at (oy0, ox0) in ``out`` (H, W, 3) uint8, writing only out[oy0 + y, ox0 + x] for x in
+    [lo[y], hi[y]) (int64 arrays; Mosaic's tile runs): the pixels a (len(lo), sw) tile from
+    ``render_item`` holds there, without the tile and its copy. A record the warp kernel
+    alone cannot render (pixel steps, AugMix chains, a canvas clip, an erase box, or a map
+    for the separable kernel) is rendered into a tile and copied, the same pixels."""
+    sy, sx = float(src_scale[0]), float(src_scale[1])
+    oy, ox = float(src_offset[0]), float(src_offset[1])
+    lo, hi = np.ascontiguousarray(lo, np.int64), np.ascontiguousarray(hi, np.int64)
+    args = (src, bool(bgr), f[9], int(j), float(fill), sy, sx, oy, ox)
+    done = _render_spans(*args, out, int(oy0), int(ox0), lo, hi, int(sw))
+    if done < 0:
+        raise ValueError(f"render_item_spans: the sub-frame ({len(lo)}, {sw}) at ({oy0}, {ox0}) "
+                         f"and its spans [lo, hi) must lie inside out {out.shape[:2]}, with hi "
+                         f"the same length as lo ({len(hi)} given)")  # fmt: skip
+    if done == 0:
+        tile = np.empty((1, len(lo), int(sw), 3), np.uint8)
+        _render_record(*args, tile)
+        _copy_spans(tile[0], out, int(oy0), int(ox0), lo, hi)
+
+
+@njit(nogil=True, cache=True, fastmath=True, error_model="numpy")
+def _render_spans(src, bgr, recs, j, fill, sy, sx, oy, ox, out, oy0, ox0, lo, hi, sw):
+    """``render_item_spans``' fast path: record j straight into the spans of ``out``, when
+    only the warp kernel acts on it (1); 0, nothing written, otherwise; -1 when the sub-frame
+    or a span does not lie inside ``out``."""
+    H, W = out.shape[0], out.shape[1]
+    if hi.shape[0] != lo.shape[0] or oy0 < 0 or ox0 < 0 or oy0 + lo.shape[0] > H or ox0 + sw > W:
+        return -1
+    for y in range(lo.shape[0]):
+        if hi[y] > lo[y] and (lo[y] < 0 or hi[y] > sw):
+            return -1
+    r = recs[j]
+    if r["A2"].shape[0] != 1 or r["nchain"] > 0 or r["clip"] or np.any(r["prog"] != 0):
+        return 0  # (program code 0 is the no-op: ``augpipe.ops.pixel.program.NOP``)
+    e = r["ebox"]
+    if r["emode"] != 0 and e[2] > 0 and e[3] > 0:
+        return 0
+    k = np.float64(r["k"])
+    A1 = r["A1"]
+    A2, _, _, axis = _crop_map(src.shape[0], src.shape[1], lo.shape[0], sw, r["A2"][0], A1, k,
+                               sy, sx, oy, ox, r["geo"])  # fmt: skip
+    if axis:
+        return 0
+    _render_warp(src, bgr, A1, k, A2, fill, r["cmat"], r["coff"], r["cmean"], r["color"], out,
+                 None, None, (lo, hi, oy0, ox0, sw))  # fmt: skip
+    return 1
+
+
+@njit(nogil=True, cache=True, error_model="numpy", boundscheck=False)
+def _copy_spans(tile, out, oy0, ox0, lo, hi):
+    """out[oy0 + y, ox0 + x] = tile[y, x] for x in [lo[y], hi[y])."""
+    for y in range(lo.shape[0]):
+        for x in range(lo[y], hi[y]):
+            for c in range(3):
+                out[oy0 + y, ox0 + x, c] = tile[y, x, c]

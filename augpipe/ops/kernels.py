@@ -68,7 +68,8 @@ def _mask_row(planes, mout, midx, oy, W):
 
 
 @njit(**_FAST)
-def warp(src, bgr, y0, y1, x0, x1, A1, k, A2, fill, cmat, coff, color, out, mask=None):
+def warp(src, bgr, y0, y1, x0, x1, A1, k, A2, fill, cmat, coff, color, out, mask=None,
+         spans=None):  # fmt: skip
     """General map: output pixel -> A1 -> radial lens (1 + k r^2) -> A2 -> source edge coordinate.
 
     Coordinates start centred on the output in pixel units; r is normalised by the output's
@@ -89,8 +90,17 @@ def warp(src, bgr, y0, y1, x0, x1, A1, k, A2, fill, cmat, coff, color, out, mask
     each output pixel's source point, computed once for the image, addresses the mask at padded
     edge coordinate (ax sx + gx, ay sy + gy) (sx, sy: the image's padded-buffer centre
     coordinate, before clamping), and the mask takes the pixel that contains it (nearest).
+
+    ``spans`` (lo, hi, oy0, ox0, sw; None compiles the plain kernel, unchanged): the map's
+    output is the sub-frame (len(lo), sw) whose top-left lies at (oy0, ox0) in ``out`` (the
+    whole image), and only its pixels x in [lo[y], hi[y]) of each row y are computed and
+    written, the same values the whole sub-frame would get there (``augpipe.ops.fused``'s
+    ``render_item_spans``: Mosaic's tiles). Their rows always go through the float row buffer,
+    so that the gathers' 4-pixel steps never write past a span.
     """
     H, W = out.shape[0], out.shape[1]
+    if spans is not None:
+        H, W = spans[0].shape[0], spans[4]
     if mask is not None:
         midx = np.zeros(W, np.uint32)  # unsigned: no negative-index code in the gathers
         mk = (mask[2], mask[3], mask[4], mask[5], mask[6], mask[7], mask[1])
@@ -133,8 +143,8 @@ def warp(src, bgr, y0, y1, x0, x1, A1, k, A2, fill, cmat, coff, color, out, mask
     idx = np.zeros(W4, np.uint32)  # the last group's missing pixels: offset 0, weights 0
     wx = np.zeros(W4, np.float32)
     wy = np.zeros(W4, np.float32)
-    out2 = out.reshape(H, W * 3)
-    flat = out.reshape(H * W * 3)
+    out2 = out.reshape(out.shape[0], out.shape[1] * 3)
+    flat = out.reshape(out.shape[0] * out.shape[1] * 3)
     spill = 3 * W4 + 16 - 3 * W  # bytes the last step writes past a row (see resize_axis)
     proj = (A1[2, 0] != 0.0 or A1[2, 1] != 0.0 or A1[2, 2] != 1.0 or A2[2, 0] != 0.0
             or A2[2, 1] != 0.0 or A2[2, 2] != 1.0)  # fmt: skip
@@ -148,17 +158,23 @@ def warp(src, bgr, y0, y1, x0, x1, A1, k, A2, fill, cmat, coff, color, out, mask
         hq[2, c] = A2[2, c]
     for oy in range(H):
         Y = np.float32(oy + 0.5 - cy)
+        if spans is not None:
+            xs, n = spans[0][oy], spans[1][oy] - spans[0][oy]
+            if n <= 0:
+                continue
+        else:
+            xs, n = 0, W
         if proj:
             if mask is not None:
-                _warp_row_h(hp, kk, inv_r2, hq, Y, cx, W, xmax, ymax, stride, idx, wx, wy, mk,
-                            midx)  # fmt: skip
+                _warp_row_h(hp, kk, inv_r2, hq, Y, cx, xs, n, xmax, ymax, stride, idx, wx, wy,
+                            mk, midx)  # fmt: skip
             else:
-                _warp_row_h(hp, kk, inv_r2, hq, Y, cx, W, xmax, ymax, stride, idx, wx, wy)
+                _warp_row_h(hp, kk, inv_r2, hq, Y, cx, xs, n, xmax, ymax, stride, idx, wx, wy)
         else:
             bu = p01 * Y + p02
             bv = p11 * Y + p12
-            for ox in range(W):
-                X = np.float32(ox + 0.5 - cx)
+            for i in range(n):
+                X = np.float32(xs + i + 0.5 - cx)
                 u = p00 * X + bu
                 v = p10 * X + bv
                 s = one + kk * (u * u + v * v) * inv_r2
@@ -167,16 +183,27 @@ def warp(src, bgr, y0, y1, x0, x1, A1, k, A2, fill, cmat, coff, color, out, mask
                 sx = q00 * u + q01 * v + q02
                 sy = q10 * u + q11 * v + q12
                 if mask is not None:
-                    midx[ox] = _mask_index(mk, sx, sy)
+                    midx[i] = _mask_index(mk, sx, sy)
                 sx = min(max(sx, zero), xmax)
                 sy = min(max(sy, zero), ymax)
                 ix = int(sx)
                 iy = int(sy)
-                wx[ox] = sx - ix
-                wy[ox] = sy - iy
-                idx[ox] = iy * stride + ix * 3
+                wx[i] = sx - ix
+                wy[i] = sy - iy
+                idx[i] = iy * stride + ix * 3
         if mask is not None:
             _mask_row(mask[0], mask[8], midx, oy, W)
+        if spans is not None:
+            # a span's last step leaves stale entries past n in idx/wx/wy: offsets computed as
+            # above, so the reads stay inside the buffer; the row buffer is cut at the span
+            for o in range(0, n, 4):
+                gather4x2(reg, idx, ustride, wx, wy, o, frow, 3 * o, bgr)
+            oy1, k0 = spans[2] + oy, 3 * (spans[3] + xs)
+            if color:
+                _color_row(frow, cmat, coff, out2[oy1, k0 : k0 + 3 * n])
+            else:
+                _round_row(frow, out2[oy1, k0 : k0 + 3 * n])
+            continue
         # four pixels per step, left to right: each step's spare lanes are overwritten next
         if not color and (H - 1 - oy) * W * 3 >= spill:
             dst = flat[oy * W * 3 :]
@@ -192,19 +219,20 @@ def warp(src, bgr, y0, y1, x0, x1, A1, k, A2, fill, cmat, coff, color, out, mask
 
 
 @njit(**_FAST)
-def _warp_row_h(p, kk, inv_r2, q, Y, cx, W, xmax, ymax, stride, idx, wx, wy, mk=None,
+def _warp_row_h(p, kk, inv_r2, q, Y, cx, xs, n, xmax, ymax, stride, idx, wx, wy, mk=None,
                 midx=None):  # fmt: skip
-    """One output row's gather offsets and weights through projective maps (``warp``): each
-    stage divides by its w; a point with w <= 0 in either stage is behind the horizon and
-    takes the fill (the border's corner, weights 0; the masks' too, with ``mk``)."""
+    """The gather offsets and weights of output pixels xs .. xs + n - 1 of one row (into
+    idx[:n], ...) through projective maps (``warp``): each stage divides by its w; a point
+    with w <= 0 in either stage is behind the horizon and takes the fill (the border's corner,
+    weights 0; the masks' too, with ``mk``)."""
     one = np.float32(1.0)
     zero = np.float32(0.0)
     eps = np.float32(1e-6)
     bu = p[0, 1] * Y + p[0, 2]
     bv = p[1, 1] * Y + p[1, 2]
     bw = p[2, 1] * Y + p[2, 2]
-    for ox in range(W):
-        X = np.float32(ox + 0.5 - cx)
+    for ox in range(n):
+        X = np.float32(xs + ox + 0.5 - cx)
         w1 = p[2, 0] * X + bw
         ok = w1 > eps
         r1 = one / (w1 if ok else one)

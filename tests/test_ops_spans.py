@@ -140,3 +140,16 @@ def test_spans_outside_the_output_are_refused():
     with pytest.raises(ValueError, match="render_item_spans"):
         render_item_spans(src, False, f, 0, out, 0, 0, lo, hi + 1, 8)  # a span past sw
     assert not out.any()
+
+
+def test_large_perspective_sub_frames_equal_to_the_bit():
+    # rows long enough for the vector loops' main bodies: a division the vector body computed
+    # differently from the scalar remainder (reciprocal estimates) made rare pixels depend on
+    # where a span starts
+    rng = np.random.default_rng(11)
+    for trial in range(16):
+        full = (300, 320)
+        src = _src(rng, *full)
+        rec = _record(rng, full, persp=2e-3, colour=trial % 2 == 1)
+        lo, hi = _spans(rng, 200, 300)
+        _compare(src, False, rec, (200, 300), (3, 5), lo, hi, 114.0, out_hw=(210, 310))

@@ -21,6 +21,11 @@ from augpipe.ops.axis import _clamp, box_reduce, resize_axis  # noqa: F401 (re-e
 from augpipe.ops.simd import gather4x2
 
 _FAST = dict(nogil=True, cache=True, fastmath=True, error_model="numpy", boundscheck=False)
+# fast-math without "arcp" (nor reassociation): with it LLVM turns the vector loop's divisions
+# into reciprocal estimates (vrcp14ps + a Newton step) but keeps exact ones in the scalar
+# remainder, so a pixel's source point would depend on where its row's loop starts (the
+# spans of ``warp`` start anywhere)
+_EXACT_DIV = dict(_FAST, fastmath={"nnan", "ninf", "nsz", "contract"})
 
 
 @njit(**_FAST)
@@ -218,7 +223,7 @@ def warp(src, bgr, y0, y1, x0, x1, A1, k, A2, fill, cmat, coff, color, out, mask
             _round_row(frow, out2[oy])
 
 
-@njit(**_FAST)
+@njit(**_EXACT_DIV)
 def _warp_row_h(p, kk, inv_r2, q, Y, cx, xs, n, xmax, ymax, stride, idx, wx, wy, mk=None,
                 midx=None):  # fmt: skip
     """The gather offsets and weights of output pixels xs .. xs + n - 1 of one row (into

@@ -17,7 +17,7 @@ from numba import njit
 
 from augpipe.decode import load_region
 from augpipe.ops.detection.mosaic import placements
-from augpipe.ops.fused import _affine, _grid_map, _source_boxes, fields, render_item
+from augpipe.ops.fused import _affine, _grid_map, _source_boxes, fields, render_item_spans
 from augpipe.ops.params import min_scales
 from augpipe.targets.batch import read_targets
 from augpipe.targets.core import Targets
@@ -357,7 +357,6 @@ def run_mosaic(tp, dataset, indices, seed: int, epoch: int, out, sem_out=None) -
     scales = min_scales(sub, hw).tolist()
     scratch = _Scratch()
     fill, fast = float(mos.fill), pipe.fast_decode
-    out3 = out.reshape(out.shape[0], S, S * 3)
     for t in np.flatnonzero(any_run).tolist():
         j, iq = samples[t], images[t]
         ox0, oy0, ox1, oy1 = fr[t].tolist()
@@ -365,9 +364,8 @@ def run_mosaic(tp, dataset, indices, seed: int, epoch: int, out, sem_out=None) -
         box = boxes[t]
         img, bgr, sc, off = load_region(dataset, iq, scales[t], box[:4], box[4], fast,
                                         reuse=True)  # fmt: skip
-        tile = scratch.image(sh, sw)
-        render_item(np.ascontiguousarray(img), bgr, f, t, tile, fill, sc, off)
-        _copy_runs(tile.reshape(sh, sw * 3), out3[j], oy0, ox0, 3, lo[t, :sh], hi[t, :sh])
+        render_item_spans(np.ascontiguousarray(img), bgr, f, t, out[j], oy0, ox0, lo[t, :sh],
+                          hi[t, :sh], sw, fill, sc, off)  # fmt: skip
         if sems is not None and tqs[t].semantic is not None:
             m = warp_nearest(tqs[t].semantic, sub[t], (sh, sw), 255, out=scratch.semantic(sh, sw))
             _copy_runs(m, sems[j], oy0, ox0, 1, lo[t, :sh], hi[t, :sh])

@@ -150,8 +150,11 @@ def _fill_gaps(out, fill, sample, frame, lo, hi):
             x = 0
             for r in range(k + 1):
                 end = s_lo[r] if r < k else S
-                for e in range(x * C, end * C):
-                    row[e] = fill
+                if end > x:  # unsigned offsets: the loop vectorises (a memset)
+                    e, stop = np.uint64(x * C), np.uint64(end * C)
+                    while e < stop:
+                        row[e] = fill
+                        e += np.uint64(1)
                 if r < k:
                     x = max(x, s_hi[r])
         first = last

@@ -16,17 +16,26 @@ from augpipe.transforms import Compose, HorizontalFlip, RandomResizedCrop
 
 
 def reference_mix(images: np.ndarray, lam, cut, boxes) -> np.ndarray:
-    """The previous host path (NumPy, per sample), kept as the reference."""
-    partner = images[::-1]
+    """The host rule, straightforward NumPy per sample: weight w = rint(256 λ) (0..256);
+    a blend is (a w + b (256 - w) + 128) // 256; a CutMix box takes the partner's original."""
+    partner = images[::-1].astype(np.int64)
     out = images.copy()
-    for i in np.flatnonzero((lam < 1.0) & ~cut):
-        w = lam[i]
-        blend = images[i] * w + partner[i] * (1.0 - w)
-        out[i] = np.rint(blend).clip(0, 255).astype(np.uint8)
+    w = np.clip(np.rint(np.asarray(lam, np.float64) * 256), 0, 256).astype(np.int64)
+    for i in np.flatnonzero((w < 256) & ~cut):
+        if i != len(images) - 1 - i:  # the middle sample of an odd batch is its own partner
+            blend = images[i].astype(np.int64) * w[i] + partner[i] * (256 - w[i]) + 128
+            out[i] = blend // 256
     for i in np.flatnonzero(cut):
         y0, y1, x0, x1 = (int(v) for v in boxes[i])
         out[i, y0:y1, x0:x1] = partner[i, y0:y1, x0:x1]
     return out
+
+
+def timm_mix(images: np.ndarray, lam) -> np.ndarray:
+    """timm's FastCollateMixup blend: float32 a λ + b (1 - λ), rounded half to even."""
+    lam = np.asarray(lam, np.float32)[:, None, None, None]
+    x = images.astype(np.float32)
+    return np.rint(x * lam + x[::-1] * (np.float32(1) - lam)).clip(0, 255).astype(np.uint8)
 
 
 @pytest.mark.parametrize("mode", ["batch", "pair", "elem"])
@@ -44,16 +53,49 @@ def test_inplace_kernel_equals_reference(mode, B):
     assert kinds >= ({"cut", "mix"} if B > 1 else {"mix"})
 
 
-def test_blend_rounding_on_every_pixel_pair():
-    """All 65,536 (a, b) pairs, many weights, both samples of a pair mixing with other weights."""
+def test_blend_on_every_pixel_pair():
+    """All 65,536 (a, b) pairs, many weights (grid and off-grid), both samples of a pair mixing
+    with other weights: the integer rule exactly, and within 1 of timm's float32 blend."""
     a = np.repeat(np.arange(256, dtype=np.uint8), 256)
     b = np.tile(np.arange(256, dtype=np.uint8), 256)
     x = np.stack([a, b, b, a]).reshape(4, 256, 256, 1)
     rng = np.random.default_rng(0)
     no_cut, no_box = np.zeros(4, bool), np.zeros((4, 4), np.int64)
-    for w in [*rng.random((60, 4)).astype(np.float32), np.float32([0.5, 0.25, 0.75, 1.0])]:
+    grid = np.float32([0.0, 1 / 256, 0.5, 255 / 256])
+    weights = [*rng.random((60, 4)).astype(np.float32), np.float32([0.5, 0.25, 0.75, 1.0]), grid]
+    for w in weights:
         got = mix_inplace(x.copy(), w, no_cut, no_box)
         assert np.array_equal(got, reference_mix(x, w, no_cut, no_box))
+        assert np.abs(got.astype(int) - timm_mix(x, w)).max() <= 1
+    # halves round up: 1 * 0.5 + 0 * 0.5 -> 1 (timm's half to even: 0); the cut pair keeps
+    got = mix_inplace(np.uint8([1, 3, 0, 0]).reshape(4, 1, 1, 1), np.float32([0.5] * 4),
+                      np.array([False, True, True, False]), no_box)  # fmt: skip
+    assert got.ravel()[0] == 1 and got.ravel()[3] == 1
+
+
+@pytest.mark.parametrize("mode", ["batch", "pair", "elem"])
+def test_targets_hold_the_lambda_the_pixels_got(mode):
+    """Distinct labels, no smoothing: target[i, label i] is sample i's λ. The pixels are the
+    rule's with exactly that λ (its weight 256 λ an integer), or the box's kept area."""
+    B, H, W = 8, 12, 10
+    rng = np.random.default_rng(5)
+    op = Mixup(0.8, 1.0, prob=0.9, mode=mode, label_smoothing=0.0, num_classes=B)
+    labels = np.arange(B)
+    seen = set()
+    for key in range(30):
+        x = rng.integers(0, 256, (B, H, W, 3), dtype=np.uint8)
+        out, t = op.run(x, labels, 1, 2, key, 0)
+        _, cut, boxes = op.params(1, 2, key, B, (H, W))
+        lam = t[labels, labels]
+        assert np.allclose(t.sum(axis=1), 1.0, atol=1e-6)
+        assert np.array_equal(t[labels, labels[::-1]], np.float32(1) - lam)
+        assert np.array_equal(out, reference_mix(x, lam, cut, boxes))
+        mix = ~cut & (lam < 1)
+        assert np.array_equal(lam[mix] * 256, np.rint(lam[mix] * 256))
+        area = (boxes[:, 1] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 2]) / (H * W)
+        assert np.allclose(lam[cut], 1 - area[cut], atol=1e-6)
+        seen.update(["cut"] * bool(cut.any()) + ["mix"] * bool(mix.any()))
+    assert seen == {"cut", "mix"}
 
 
 def test_cutmix_boxes_read_the_partners_original_pixels():
@@ -293,6 +335,7 @@ def _params_before(op, seed, epoch, key, B, hw, pos):
     if op.correct_lam or op.cutmix_minmax is not None:
         area = (boxes[:, 1] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 2])
         lam = np.where(cut, 1.0 - area / float(H * W), lam)
+    lam = np.where(cut, lam, np.rint(lam * 256) / 256)  # Mixup: λ on the blend's grid
     if op.mode == "batch":
         rep = np.zeros(B, np.int64)
     elif op.mode == "pair":
@@ -369,3 +412,16 @@ def test_soft_targets_reject_a_label_outside_the_classes():
     for bad in (4, -1):
         with pytest.raises(ConfigError, match=r"labels: expected class indices in \[0, 4\)"):
             op.targets(np.array([0, bad, 2]), lam)
+
+
+def test_uint8_torch_batch_blends_by_the_host_rule():
+    import torch
+
+    op = Mixup(0.8, 1.0, mode="elem", num_classes=4)
+    x = np.random.default_rng(2).integers(0, 256, (7, 8, 9, 3), dtype=np.uint8)
+    labels = np.array([0, 1, 2, 3, 0, 1, 2])
+    for key in range(8):
+        a, ta = op.run(x.copy(), labels, 4, 0, key, 1)
+        xt = torch.from_numpy(x.copy()).permute(0, 3, 1, 2)
+        b, tb = op.run(xt, torch.from_numpy(labels), 4, 0, key, 1)
+        assert np.array_equal(a, b.permute(0, 2, 3, 1).numpy()) and np.array_equal(ta, tb.numpy())

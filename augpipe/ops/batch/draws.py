@@ -118,7 +118,8 @@ def _randint(u, lo, hi):
 def lam_boxes(u, lam_mix, lam_cut, both, cut_on, switch_prob, prob, H, W, minmax, lo_hi,
               correct_lam):  # fmt: skip
     """The rest of ``Mixup.params`` per draw, exact IEEE float64 (no transcendental): which
-    draws cut, λ, the CutMix box (y0, y1, x0, x1) and λ corrected to its area. ``u``: (6, n),
+    draws cut, λ (a Mixup λ rounded to a multiple of 1/256, the weight the pixels get), the
+    CutMix box (y0, y1, x0, x1) and λ corrected to its area. ``u``: (6, n),
     the uniforms of ``UNIFORMS`` in order; ``lo_hi``: int(H*lo), int(H*hi), int(W*lo), int(W*hi) of
     ``cutmix_minmax``. Returns (lam (n,) float64, cut (n,) bool, boxes (n, 4) int64)."""
     n = lam_mix.shape[0]
@@ -144,6 +145,8 @@ def lam_boxes(u, lam_mix, lam_cut, both, cut_on, switch_prob, prob, H, W, minmax
             x0, x1 = min(max(cx - cw // 2, 0), W), min(max(cx + cw // 2, 0), W)
         if c and (correct_lam or minmax):
             v = 1.0 - ((y1 - y0) * (x1 - x0)) / np.float64(H * W)
+        elif not c:  # Mixup: λ on the blend's grid (augpipe.ops.batch.blend), exact in float32
+            v = np.rint(v * 256.0) / 256.0
         lam[i], cut[i] = v, c
         boxes[i, 0], boxes[i, 1], boxes[i, 2], boxes[i, 3] = y0, y1, x0, x1
     return lam, cut, boxes

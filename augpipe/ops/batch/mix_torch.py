@@ -1,9 +1,12 @@
-"""Mixup/CutMix on an NCHW torch batch, on its device, vectorised (no per-sample loop)."""
+"""Mixup/CutMix on an NCHW torch batch, on its device, vectorised (no per-sample loop); an
+integer batch blends by the host kernel's rule (``augpipe.ops.batch.blend``)."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+
+from augpipe.ops.batch.blend import ONE, weight
 
 
 def mix_torch(x: torch.Tensor, lam: np.ndarray, cut: np.ndarray, boxes: np.ndarray):
@@ -14,8 +17,10 @@ def mix_torch(x: torch.Tensor, lam: np.ndarray, cut: np.ndarray, boxes: np.ndarr
     w = torch.where(mixing, lam_t, torch.ones_like(lam_t)).view(-1, 1, 1, 1)
     if x.is_floating_point():
         out = x * w.to(x.dtype) + partner * (1.0 - w).to(x.dtype)
-    else:
-        out = (x.float() * w + partner.float() * (1.0 - w)).round_().to(x.dtype)
+    else:  # the host kernel's integer rule (augpipe.ops.batch.blend), bit for bit
+        q = torch.from_numpy(np.where((lam < 1.0) & ~cut, weight(lam), ONE)).to(dev)
+        q = q.view(-1, 1, 1, 1)
+        out = ((x.long() * q + partner.long() * (ONE - q) + ONE // 2) >> 8).to(x.dtype)
     if cut.any():
         H, W = x.shape[-2:]
         b = torch.from_numpy(boxes).to(dev)

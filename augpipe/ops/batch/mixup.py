@@ -11,8 +11,10 @@ smoothing (off = s / classes, on = 1 - s + off), float, shape (B, classes).
 Parameters are drawn from (seed, epoch, batch) only, so determinism and resume hold. It runs
 where it is cheapest: ``stage="device"`` (default) on what the Loader yields, after the copy
 (torch tensors on the GPU, vectorised); ``stage="host"`` on the uint8 NumPy batch, in place,
-in the loader worker that built it (``augpipe.loader.stages``; Mixup rounds half to even to
-uint8, as timm's ``FastCollateMixup``), with the soft targets made in the main process.
+in the loader worker that built it (``augpipe.loader.stages``; an integer blend with λ on the
+grid of 1/256, within 1 of timm's ``FastCollateMixup``: ``augpipe.ops.batch.blend``), with the
+soft targets made in the main process. A Mixup λ is always on that grid (every stage), so the
+targets hold the λ the pixels got.
 
 >>> Compose([RandomResizedCrop(224), HorizontalFlip(), Mixup(0.8, 1.0, label_smoothing=0.1)])
 """
@@ -88,7 +90,8 @@ class Mixup(Op):
         return 1.0 if self.cutmix_minmax is not None else self.cutmix_alpha
 
     def params(self, seed: int, epoch: int, key: int, batch_size: int, hw, pos: int = 0):
-        """(lam (B,) after the area correction, cut (B,) bool, boxes (B, 4) y0 y1 x0 x1)."""
+        """(lam (B,) float32: a Mixup λ on the grid of 1/256, a CutMix λ after the area
+        correction; cut (B,) bool; boxes (B, 4) y0 y1 x0 x1)."""
         B = batch_size
         n = {"batch": 1, "pair": B // 2, "elem": B}[self.mode]
         n = max(n, 1)
@@ -189,7 +192,7 @@ def _like(labels, t, images):
 
 def mix_numpy(images: np.ndarray, lam, cut, boxes) -> np.ndarray:
     """NHWC batch, mixed into a new array: CutMix boxes copied from the partner, Mixup
-    blended (uint8: rounded half to even, ``augpipe.ops.batch.blend``; float: unrounded)."""
+    blended (uint8: the integer rule of ``augpipe.ops.batch.blend``; float: unrounded)."""
     if images.dtype == np.uint8:
         return mix_inplace(np.ascontiguousarray(images).copy(), lam, cut, boxes)
     partner = images[::-1]

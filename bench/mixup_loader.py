@@ -17,9 +17,10 @@ same repeat)`` (paired: slow drifts of a shared machine cancel), beside ``1 - me
 
 One-process rows (this process, one thread): per batch, the standard
 pipeline's ``run_batch`` (what a worker does without Mixup), then the worker's Mixup on the
-batch it just built (``Mixup.mix_inplace``) and the main process's soft targets
-(``Mixup.soft_targets``), interleaved batch by batch; the share is their time over the
-pipeline's, the CPU that Mixup/CutMix adds per image wherever it runs.
+batch it just built (``Mixup.mix_inplace``: the draws and the blend) and the main process's
+soft targets from the λ the worker drew (``Mixup.targets``; the Loader hands λ over in the
+slot), interleaved batch by batch; the share is their time over the pipeline's, the CPU that
+Mixup/CutMix adds per image wherever it runs.
 
 ``--quick``: 640 images, 1 repeat, 1 timed epoch (checks the script runs).
 bench/recipe_speed.py prints the Loader rows too.
@@ -102,8 +103,8 @@ def loader_rows(packed, images: int, repeats: int, workers: int = 2, batch: int 
 def one_process_rows(packed, images: int, repeats: int, batch: int = 64,
                      size: int = 224) -> dict[str, dict]:  # fmt: skip
     """Per image in this process: µs of the standard pipeline's ``run_batch``, of the worker's
-    ``Mixup.mix_inplace`` on the batch just built, of the main process's soft targets (one
-    value per pass over ``images``; pass 0, compilation and caches, discarded)."""
+    ``Mixup.mix_inplace`` on the batch just built, of the main process's soft targets from its
+    λ (one value per pass over ``images``; pass 0, compilation and caches, discarded)."""
     ds = ShardDataset(packed)
     n = min(images, len(ds)) // batch * batch
     if n == 0:
@@ -119,9 +120,9 @@ def one_process_rows(packed, images: int, repeats: int, batch: int = 64,
             t0 = time.perf_counter()
             pipe.run_batch(ds, idx, 0, 0, out)
             t1 = time.perf_counter()
-            op.mix_inplace(out, 0, 0, b, 2)
+            lam = op.mix_inplace(out, 0, 0, b, 2)
             t2 = time.perf_counter()
-            op.soft_targets(labels[idx], (size, size), 0, 0, b, 2)
+            op.targets(labels[idx], lam)
             t3 = time.perf_counter()
             for k, dt in zip(us, (t1 - t0, t2 - t1, t3 - t2)):
                 spent[k] += dt
@@ -150,7 +151,7 @@ def markdown(rows: dict[str, dict], workers: int) -> list[str]:
 def one_process_markdown(rows: dict[str, dict]) -> list[str]:
     names = {"pipeline": "standard pipeline (`run_batch`, in a worker)",
              "mix": "+ Mixup/CutMix pixels (`mix_inplace`, in the worker)",
-             "targets": "+ soft targets (`soft_targets`, in the main process)"}  # fmt: skip
+             "targets": "+ soft targets (`targets`, in the main process)"}  # fmt: skip
     lines = ["| one process, RRC 224 + flip, batch of 64 | µs per image, median | min–max |",
              "|---|---|---|"]  # fmt: skip
     for k, name in names.items():

@@ -124,8 +124,7 @@ def mixup_rows(batch: int, size: int, repeats: int) -> dict[str, dict]:
     out = {}
 
     def host(k):  # what the Loader does: in place in the worker, then targets in main
-        op.mix_inplace(x8, 0, 0, k, 0)
-        op.soft_targets(labels, (size, size), 0, 0, k, 0)
+        op.targets(labels, op.mix_inplace(x8, 0, 0, k, 0))  # (from the λ the worker drew)
 
     for name, fn in (("Mixup/CutMix host (uint8 NumPy, in place + targets)", host),
                      ("Mixup/CutMix torch CPU (float NCHW)",

@@ -39,8 +39,8 @@ def main() -> None:
 
         dataset = rebuild(spec["dataset"])
         pipeline = rebuild(spec["pipeline"])
-        n_slots, batch_size, shape, extra = spec["layout"]
-        layout = SlotLayout(n_slots, batch_size, tuple(shape), extra)
+        n_slots, batch_size, shape, extra, mix = spec["layout"]
+        layout = SlotLayout(n_slots, batch_size, tuple(shape), extra, mix)
         ring = SlotRing.attach(layout, spec["shm"])
     except Exception as exc:
         send(conn, ["fatal", wid, describe(exc), traceback.format_exc()])

@@ -276,8 +276,8 @@ class Loader:
     # ----------------------------------------------------------------- output conversion
 
     def _convert(self, images: np.ndarray, labels: np.ndarray, epoch: int = 0, batch: int = 0,
-                 indices=None):  # fmt: skip
-        return stages.convert(self, images, labels, epoch, batch, indices)
+                 indices=None, drawn=None):  # fmt: skip
+        return stages.convert(self, images, labels, epoch, batch, indices, drawn)
 
     # ----------------------------------------------------------------- iteration
 
@@ -285,7 +285,8 @@ class Loader:
         # in process, one slot for the batch being used and one to build the next in
         n_slots = 2 if self.workers == 0 else self.prefetch + 1
         extra = self._targets.extra_bytes(self.batch_size) if self._targets else 0
-        layout = SlotLayout(n_slots, self.batch_size, self.sample_shape, extra)
+        mix = stages.mix_bytes(self.pipeline, self.batch_size)  # the host Mixup's λ
+        layout = SlotLayout(n_slots, self.batch_size, self.sample_shape, extra, mix)
         if self.workers == 0:
             if self._ring is None:
                 self._ring = SlotRing.in_process(layout)
@@ -342,7 +343,7 @@ class Loader:
                     slot = sched.take(epoch, b)
                 idx = plan.batch(b)
                 out, keeps = self._convert(ring.images(slot)[: len(idx)], self._labels[idx],
-                                           epoch, b, idx)  # fmt: skip
+                                           epoch, b, idx, ring.mix(slot))  # fmt: skip
                 if self._targets is not None:  # copied out: the slot's target area is reused
                     out = (out[0], self._targets.read(ring.extra(slot), len(idx), self.batch_size,
                                                       self.output == "torch"))  # fmt: skip

@@ -93,7 +93,8 @@ class WorkerPool:
                 else:
                     start = dict(spec, wid=wid, shm=self.ring.path, parent=os.getpid(),
                                  layout=[layout.n_slots, layout.batch_size,
-                                         list(layout.image_shape), layout.extra_bytes],
+                                         list(layout.image_shape), layout.extra_bytes,
+                                         layout.mix_bytes],
                                  sys_path=[p for p in sys.path if isinstance(p, str)])  # fmt: skip
                     w = Fresh(wid, start)
                 self.workers.append(w)

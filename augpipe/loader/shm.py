@@ -8,7 +8,8 @@ killed; the memory itself is freed by the kernel when the last mapping goes away
 
 Slot layout: ``batch_size`` images of ``image_shape`` uint8, then ``batch_size`` int64 dataset
 indices (written by the main process before it hands the slot to a worker), then ``extra_bytes`` for
-a target-carrying dataset's boxes and masks (``augpipe.targets.batch``).
+a target-carrying dataset's boxes and masks (``augpipe.targets.batch``), then ``mix_bytes`` for
+what the worker's host Mixup drew (its λ per sample, ``augpipe.loader.stages``).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class SlotLayout:
     batch_size: int
     image_shape: tuple[int, ...]
     extra_bytes: int = 0  # per slot: the targets area (datasets with targets)
+    mix_bytes: int = 0  # per slot: the host Mixup's λ, float32 (augpipe.loader.stages)
 
     @property
     def image_bytes(self) -> int:
@@ -49,7 +51,7 @@ class SlotLayout:
     @property
     def slot_bytes(self) -> int:
         return (_round_up(self.image_bytes) + _round_up(self.batch_size * 8)
-                + _round_up(self.extra_bytes))  # fmt: skip
+                + _round_up(self.extra_bytes) + _round_up(self.mix_bytes))  # fmt: skip
 
     @property
     def total_bytes(self) -> int:
@@ -104,6 +106,7 @@ class SlotRing:
         self._images = []
         self._indices = []
         self._extra = []
+        self._mix = []
         for s in range(layout.n_slots):
             base = s * layout.slot_bytes
             img = np.frombuffer(buf, np.uint8, layout.image_bytes, base)
@@ -112,6 +115,8 @@ class SlotRing:
             self._indices.append(np.frombuffer(buf, np.int64, layout.batch_size, off))
             off += _round_up(layout.batch_size * 8)
             self._extra.append(np.frombuffer(buf, np.uint8, layout.extra_bytes, off))
+            off += _round_up(layout.extra_bytes)
+            self._mix.append(np.frombuffer(buf, np.float32, layout.mix_bytes // 4, off))
 
     @classmethod
     def create(cls, layout: SlotLayout) -> SlotRing:
@@ -157,6 +162,10 @@ class SlotRing:
 
     def extra(self, slot: int) -> np.ndarray:
         return self._extra[slot]
+
+    def mix(self, slot: int) -> np.ndarray:
+        """The slot's float32 area for what the host Mixup drew (empty without one)."""
+        return self._mix[slot]
 
     def unlink(self) -> None:
         """Remove the name from /dev/shm (idempotent); mappings stay valid."""

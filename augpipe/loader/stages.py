@@ -5,9 +5,10 @@ Batch ops (``Compose.batch_ops``) run in position order, in two stages:
 - ``"host"``, on the NHWC uint8 batch. A host ``Mixup`` that no host ``UserBatchOp`` precedes
   mixes the pixels in place in the process that built the batch (a loader worker, or the main
   process with ``workers=0``), right after the fused pass: in parallel across workers and off
-  the main process. Its parameters are a function of (seed, epoch, batch key) only, so the main
-  process draws the same ones again to build the soft targets (cheap: no pixels) and the batch
-  is bit-identical whatever the number of workers. Other host ops run in the main process.
+  the main process. Its parameters are a function of (seed, epoch, batch key) only, so the batch
+  is bit-identical whatever the number of workers; they are drawn once, there, and the λ each
+  sample got travels back in the slot (``SlotRing.mix``), from which the main process builds
+  the soft targets. Other host ops run in the main process.
 - ``"device"``, in the main process on what the loader yields (after the copy, conversion and
   normalisation: torch tensors on the target device, or the converted NumPy batch).
 
@@ -38,12 +39,23 @@ def worker_ops(pipeline) -> list:
     return out
 
 
-def mix_built(pipeline, images: np.ndarray, seed: int, epoch: int, key: int | None) -> None:
-    """Run the worker-side host ops on a just-built batch, in place (``key`` None: none)."""
+def mix_bytes(pipeline, batch_size: int) -> int:
+    """A slot's area for what the worker-side host ops drew: one float32 λ per op and sample."""
+    return len(worker_ops(pipeline)) * int(batch_size) * 4
+
+
+def mix_built(pipeline, images: np.ndarray, seed: int, epoch: int, key: int | None,
+              drawn: np.ndarray | None = None) -> None:  # fmt: skip
+    """Run the worker-side host ops on a just-built batch, in place (``key`` None: none);
+    each op's λ goes to its row of ``drawn`` (the slot's ``mix`` area), for the targets."""
     if key is None or images.ndim != 4:
         return
-    for pos, op in worker_ops(pipeline):
-        op.mix_inplace(images, seed, epoch, key, pos)
+    ops = worker_ops(pipeline)
+    rows = drawn.reshape(len(ops), -1) if drawn is not None and drawn.size else None
+    for k, (pos, op) in enumerate(ops):
+        lam = op.mix_inplace(images, seed, epoch, key, pos)
+        if rows is not None:
+            rows[k, : len(lam)] = lam
 
 
 def run_here(loader, indices: np.ndarray, slot: int, epoch: int, batch: int) -> None:
@@ -61,7 +73,7 @@ def run_here(loader, indices: np.ndarray, slot: int, epoch: int, batch: int) -> 
         err.index = index
         raise err from exc
     key = batch_key(batch, loader.rank, loader.world_size)
-    mix_built(loader.pipeline, out, loader.seed, epoch, key)
+    mix_built(loader.pipeline, out, loader.seed, epoch, key, loader._ring.mix(slot))
 
 
 def make_converter(loader):
@@ -88,13 +100,15 @@ def make_converter(loader):
 
 
 def convert(loader, images: np.ndarray, labels: np.ndarray, epoch: int = 0, batch: int = 0,
-            indices=None):  # fmt: skip
+            indices=None, drawn=None):  # fmt: skip
     """(output batch, keeps): the batch ops and the conversion; ``keeps``: the output is a
-    view of the slot (hold the slot until the consumer moves on)."""
+    view of the slot (hold the slot until the consumer moves on); ``drawn``: the slot's
+    ``mix`` area (what the worker-side ops drew), None to draw again here."""
     ops = getattr(loader.pipeline, "batch_ops", ())
     key = (loader.seed, epoch, batch_key(batch, loader.rank, loader.world_size), indices)
     if ops:
-        images, labels = _host_ops(ops, worker_ops(loader.pipeline), images, labels, *key)
+        built = worker_ops(loader.pipeline)
+        images, labels = _host_ops(ops, built, images, labels, *key, drawn)
     if loader._torch is not None:
         out, keeps = loader._torch(images, labels)
     else:
@@ -104,13 +118,17 @@ def convert(loader, images: np.ndarray, labels: np.ndarray, epoch: int = 0, batc
     return out, keeps
 
 
-def _host_ops(ops, built, images, labels, seed, epoch, key, indices):
-    built = {pos for pos, _ in built} if images.ndim == 4 else set()
+def _host_ops(ops, built, images, labels, seed, epoch, key, indices, drawn=None):
+    row = {pos: k for k, (pos, _) in enumerate(built)} if images.ndim == 4 else {}
+    rows = drawn.reshape(len(row), -1) if drawn is not None and drawn.size and row else None
     for pos, op in ops:
         if op.stage != "host":
             continue
-        if pos in built:  # pixels already mixed where the batch was built: the targets only
-            labels = op.soft_targets(labels, images.shape[1:3], seed, epoch, key, pos)
+        if pos in row:  # pixels already mixed where the batch was built: the targets only
+            if rows is not None:  # with the λ the worker drew and the pixels got
+                labels = op.targets(labels, rows[row[pos], : len(labels)])
+            else:
+                labels = op.soft_targets(labels, images.shape[1:3], seed, epoch, key, pos)
         else:
             images, labels = op.run(images, labels, seed, epoch, key, pos, indices)
     return images, labels

@@ -66,7 +66,7 @@ def run_task(pipeline, dataset, ring: SlotRing, msg: list) -> list:
     kw = {"extra": ring.extra(slot)} if ring.layout.extra_bytes else {}  # targets' area
     try:
         pipeline.run_batch(dataset, indices, seed, epoch, out, **kw)
-        mix_built(pipeline, out, seed, epoch, key)  # host Mixup/CutMix, in place
+        mix_built(pipeline, out, seed, epoch, key, ring.mix(slot))  # host Mixup/CutMix, in place
     except Exception as exc:
         tb = traceback.format_exc()
         index = locate_failure(pipeline, dataset, indices, seed, epoch, out)

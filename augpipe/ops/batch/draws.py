@@ -1,21 +1,22 @@
-"""The random draws of ``Mixup.params`` in a few calls: the same values as drawing each
-stream on its own (``rng.uniforms`` per stream, ``vocab.gammas`` per Beta, the box in NumPy),
-for a fraction of the cost (a batch's draws are a few hundred numbers, so the per-call
-overhead of NumPy is what costs; ``Mixup.params`` runs once in the worker and once in the
-main process per batch).
+"""The random draws of ``Mixup.params``, one compiled call per batch.
 
-Every uniform the draws need (the switch/prob/box uniforms and the first Marsaglia-Tsang
-tries of both Betas) comes from one compiled ``uniforms`` call (``rng.uniforms``' integer
-arithmetic, exactly). The transcendental functions stay NumPy's (``log``, ``log1p``, ``cos``,
-``**``: a compiled libm could differ in the last bit); the arithmetic around them is
-compiled with the same float64 operations in the same order (no fastmath): the tries are
-evaluated all at once and each sample takes its first accepted one, which is what
-``gammas``' loop keeps. A sample that accepts in none of the first tries (rare) sends that
-Beta back to ``gammas`` itself, so the values never differ. ``lam_boxes`` does the rest of
-``params`` (switch, λ, box, area correction) per draw.
+A batch's draws are a few hundred numbers, so what costs is the number of calls (in a loader
+worker, right after the fused pass, the first NumPy calls of a batch run with cold caches:
+the dozen NumPy passes this replaced took ~200 µs per batch there). ``mix_params`` draws,
+per draw i, the uniforms of streams ``base + 0, 5..9`` and the Betas ``x / (x + y)`` of two
+Gammas on streams (base + 1, base + 1001) for Mixup and (base + 3, base + 1003) for CutMix,
+then does the rest of ``Mixup.params`` (switch, λ, box, area correction, λ on the blend's
+grid) and spreads the draws over the batch by mode.
 
->>> u, lam_mix, lam_cut = mix_draws(seed, epoch, n, base, 0.8, 1.0)
->>> lam, cut, boxes = lam_boxes(u, lam_mix, lam_cut, True, True, 0.5, 1.0, 224, 224, ...)
+The streams and the arithmetic are ``augpipe.rng``'s and ``vocab.gammas``' (the uniforms'
+integer hash exactly; Marsaglia-Tsang's tries t = 0..15 on streams s + 8t + 1 (a normal: two
+uniforms) and s + 8t + 2, the first accepted try kept, the mode if none; α < 1 boosted by the
+uniform on s + 7). The float64 operations are the same in the same order (no fastmath); the
+transcendental functions are the C library's (NumPy's SIMD ``log``/``cos`` can differ from it
+in the last bit, so a λ can differ from ``gammas``' by an ulp; tests compare both).
+
+>>> lam, cut, boxes = mix_params(key, base, n, B, mode, 0.8, 1.0, True, True, 0.5, 1.0,
+...                              224, 224, False, lo_hi, True)
 """
 
 from __future__ import annotations
@@ -24,89 +25,78 @@ import numpy as np
 from numba import njit
 
 from augpipe import rng
-from augpipe.ops.policies.vocab import _FIRST_TRIES, gammas
 
 UNIFORMS = (0, 5, 6, 7, 8, 9)  # offsets from ``base`` of the plain uniforms ``params`` reads
 MIX, CUT = 1, 3  # offsets of the Mixup and CutMix Betas (streams s and s + 1000 each)
+MODES = {"batch": 0, "pair": 1, "elem": 2}
+_G, _M1, _M2 = rng._GOLDEN, rng._M1, rng._M2
+_U64 = (1 << 64) - 1
+_JIT = dict(nogil=True, cache=True, error_model="numpy")
 
 
-def _gamma_streams(streams: list[int], alpha: float) -> list[int]:
-    """The uniform streams ``gammas(.., streams, alpha)`` reads in its first tries."""
+def epoch_key(seed: int, epoch: int) -> np.uint64:
+    """The (seed, epoch) part of every stream's key (``rng._key``'s first two rounds)."""
+    g, m1 = int(_G), int(_M1)
+    return np.uint64(rng._mix_int(rng._mix_int((seed + g) & _U64) ^ (((epoch & _U64) * g + m1)
+                                                                      & _U64)))  # fmt: skip
+
+
+@njit(**_JIT)
+def _splitmix(z):
+    z = (z ^ (z >> np.uint64(30))) * _M1
+    z = (z ^ (z >> np.uint64(27))) * _M2
+    return z ^ (z >> np.uint64(31))
+
+
+@njit(**_JIT)
+def _uniform(key, stream, i):
+    """``rng.uniform`` of index i on ``stream`` (uint64; ``key``: ``epoch_key``)."""
+    s = _splitmix(key ^ (stream * _M2 + _G))
+    z = _splitmix((np.uint64(i) * _G) ^ s)
+    return np.float64(z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
+@njit(**_JIT)
+def _gamma(key, s, i, alpha):
+    """``vocab.gamma``'s Gamma(alpha, 1) of index i on stream s."""
     if alpha == 1.0:
-        return list(streams)
-    F = _FIRST_TRIES
-    per = [(s + 8 * t + 1) * 2 + k for s in streams for t in range(F) for k in (1, 2)]
-    per += [s + 8 * t + 2 for s in streams for t in range(F)]
-    return per + ([s + 7 for s in streams] if alpha < 1.0 else [])
-
-
-def _gammas_from(U: np.ndarray, streams, alpha: float, seed, epoch, idx) -> np.ndarray:
-    """``gammas(seed, epoch, idx, streams, alpha)`` from its uniforms ``U`` (rows in
-    ``_gamma_streams`` order); (len(streams), n)."""
-    if alpha == 1.0:
-        return -np.log1p(-U)
-    S, F = len(streams), _FIRST_TRIES
+        return -np.log1p(-_uniform(key, s, i))
     a = alpha + 1.0 if alpha < 1.0 else alpha
     d = a - 1.0 / 3.0
     c = 1.0 / np.sqrt(9.0 * d)
-    k = S * F
-    x = rng.box_muller(U[0 : 2 * k : 2], U[1 : 2 * k : 2])
-    u = U[2 * k : 3 * k]
-    v = (1.0 + c * x) ** 3
-    with np.errstate(invalid="ignore", divide="ignore"):
-        logu = np.log(np.maximum(u, 1e-300))
-        logv = np.log(np.where(v > 0, v, 1.0))
-    out, accepted = _first_accepted(x, v, logu, logv, d, S, F)
-    if not accepted:  # a sample needs a later try: gammas' own loop
-        return gammas(seed, epoch, idx, list(streams), alpha)
+    out = d  # the mode, for the (vanishingly rare) sample no try accepts
+    one, two = np.uint64(1), np.uint64(2)
+    for t in range(16):
+        st = s + np.uint64(8 * t + 1)
+        r = np.sqrt(-2.0 * np.log1p(-_uniform(key, st * two + one, i)))
+        x = r * np.cos(2.0 * np.pi * _uniform(key, st * two + two, i))
+        u = _uniform(key, s + np.uint64(8 * t + 2), i)
+        v = (1.0 + c * x) ** 3.0
+        if v > 0 and np.log(max(u, 1e-300)) < 0.5 * x * x + d - d * v + d * np.log(v):
+            out = d * v
+            break
     if alpha < 1.0:
-        out = out * (1.0 - U[3 * k :]) ** (1.0 / alpha)
+        out = out * (1.0 - _uniform(key, s + np.uint64(7), i)) ** (1.0 / alpha)
     return out
 
 
-@njit(nogil=True, cache=True, error_model="numpy")
-def _first_accepted(x, v, logu, logv, d, S, F):
-    """Marsaglia-Tsang's acceptance, tries t < F of stream s in row s * F + t (``gammas``'
-    test, the same float64 operations in the same order): (d * v of each sample's first
-    accepted try, (S, n); False if a sample accepted in none)."""
-    n = x.shape[1]
-    out = np.empty((S, n))
-    for s in range(S):
-        for i in range(n):
-            for t in range(F):
-                r = s * F + t
-                vv, xx = v[r, i], x[r, i]
-                if vv > 0 and logu[r, i] < 0.5 * xx * xx + d - d * vv + d * logv[r, i]:
-                    out[s, i] = d * vv
-                    break
-            else:
-                return out, False
-    return out, True
+@njit(**_JIT)
+def _beta(key, s, i, alpha):
+    x = _gamma(key, s, i, alpha)
+    y = _gamma(key, s + np.uint64(1000), i, alpha)
+    return x / (x + y)
 
 
-def mix_draws(seed: int, epoch: int, n: int, base: int, mix_alpha: float, cut_alpha: float):
-    """(uniforms (6, n) of the streams base + ``UNIFORMS``, λ Mixup or None, λ CutMix or
-    None): the
-    Betas ``x / (x + y)`` of gammas on streams (base + MIX, base + MIX + 1000) and
-    (base + CUT, base + CUT + 1000), None where that alpha is 0."""
-    idx = np.arange(n, dtype=np.int64)
-    betas = [(o, alpha, [base + o, base + o + 1000])
-             for o, alpha in ((MIX, mix_alpha), (CUT, cut_alpha)) if alpha > 0]  # fmt: skip
-    streams = [base + o for o in UNIFORMS]
-    spans = []
-    for _, alpha, ss in betas:
-        extra = _gamma_streams(ss, alpha)
-        spans.append((len(streams), len(streams) + len(extra)))
-        streams += extra
-    U = uniforms(seed, epoch, n, streams)
-    lam = {}
-    for (o, alpha, ss), (lo, hi) in zip(betas, spans):
-        g = _gammas_from(U[lo:hi], ss, alpha, seed, epoch, idx)
-        lam[o] = g[0] / (g[0] + g[1])
-    return U[: len(UNIFORMS)], lam.get(MIX), lam.get(CUT)
+@njit(**_JIT)
+def betas(key, s, n, alpha):
+    """Beta(alpha, alpha) of indices 0..n-1 on streams (s, s + 1000), (n,) float64."""
+    out = np.empty(n)
+    for i in range(n):
+        out[i] = _beta(key, s, i, alpha)
+    return out
 
 
-@njit(nogil=True, cache=True, error_model="numpy")
+@njit(**_JIT)
 def _randint(u, lo, hi):
     """numpy.random.randint(lo, hi) from a uniform u (hi > lo; else lo), as before in NumPy:
     ``lo + floor(u * (hi - lo))`` in float64, truncated to int64."""
@@ -114,33 +104,39 @@ def _randint(u, lo, hi):
     return np.int64(lo + np.floor(u * (hi - lo)))
 
 
-@njit(nogil=True, cache=True, error_model="numpy")
-def lam_boxes(u, lam_mix, lam_cut, both, cut_on, switch_prob, prob, H, W, minmax, lo_hi,
-              correct_lam):  # fmt: skip
-    """The rest of ``Mixup.params`` per draw, exact IEEE float64 (no transcendental): which
-    draws cut, λ (a Mixup λ rounded to a multiple of 1/256, the weight the pixels get), the
-    CutMix box (y0, y1, x0, x1) and λ corrected to its area. ``u``: (6, n),
-    the uniforms of ``UNIFORMS`` in order; ``lo_hi``: int(H*lo), int(H*hi), int(W*lo), int(W*hi) of
-    ``cutmix_minmax``. Returns (lam (n,) float64, cut (n,) bool, boxes (n, 4) int64)."""
-    n = lam_mix.shape[0]
+@njit(**_JIT)
+def mix_params(key, base, n, B, mode, mix_a, cut_a, both, cut_on, switch_prob, prob, H, W,
+               minmax, lo_hi, correct_lam):  # fmt: skip
+    """``Mixup.params``: n draws on the streams from ``base`` (uint64), spread over the batch of
+    B by ``mode`` (``MODES``). ``lo_hi``: int(H*lo), int(H*hi), int(W*lo), int(W*hi) of
+    ``cutmix_minmax``. Returns (lam (B,) float32, cut (B,) bool, boxes (B, 4) int64: y0 y1 x0
+    x1); a Mixup λ is rounded to a multiple of 1/256 (the blend's weight: exact in float32)."""
     lam = np.empty(n)
     cut = np.empty(n, np.bool_)
     boxes = np.empty((n, 4), np.int64)
+    ub = np.empty(6)
     for i in range(n):
-        c = u[0, i] < switch_prob if both else cut_on
-        on = u[1, i] < prob
-        v = (lam_cut[i] if c else lam_mix[i]) if on else 1.0
+        for k in range(6):
+            ub[k] = _uniform(key, base + np.uint64(UNIFORMS[k]), i)
+        c = ub[0] < switch_prob if both else cut_on
+        on = ub[1] < prob
+        v = 1.0
+        if on:
+            if c:
+                v = _beta(key, base + np.uint64(CUT), i, cut_a) if cut_a > 0 else 1.0
+            else:
+                v = _beta(key, base + np.uint64(MIX), i, mix_a) if mix_a > 0 else 1.0
         c = c and on and v < 1.0
         if minmax:
-            ch = _randint(u[2, i], lo_hi[0], lo_hi[1])
-            cw = _randint(u[3, i], lo_hi[2], lo_hi[3])
-            y0 = _randint(u[4, i], 0, H - ch)
-            x0 = _randint(u[5, i], 0, W - cw)
+            ch = _randint(ub[2], lo_hi[0], lo_hi[1])
+            cw = _randint(ub[3], lo_hi[2], lo_hi[3])
+            y0 = _randint(ub[4], 0, H - ch)
+            x0 = _randint(ub[5], 0, W - cw)
             y1, x1 = y0 + ch, x0 + cw
         else:
             r = np.sqrt(1.0 - v)
             ch, cw = np.int64(H * r), np.int64(W * r)
-            cy, cx = _randint(u[2, i], 0, H), _randint(u[3, i], 0, W)
+            cy, cx = _randint(ub[2], 0, H), _randint(ub[3], 0, W)
             y0, y1 = min(max(cy - ch // 2, 0), H), min(max(cy + ch // 2, 0), H)
             x0, x1 = min(max(cx - cw // 2, 0), W), min(max(cx + cw // 2, 0), W)
         if c and (correct_lam or minmax):
@@ -149,36 +145,28 @@ def lam_boxes(u, lam_mix, lam_cut, both, cut_on, switch_prob, prob, H, W, minmax
             v = np.rint(v * 256.0) / 256.0
         lam[i], cut[i] = v, c
         boxes[i, 0], boxes[i, 1], boxes[i, 2], boxes[i, 3] = y0, y1, x0, x1
-    return lam, cut, boxes
+    out_lam = np.empty(B, np.float32)
+    out_cut = np.empty(B, np.bool_)
+    out_boxes = np.empty((B, 4), np.int64)
+    for i in range(B):  # batch: draw 0 for all; pair: i and B-1-i share one; elem: one each
+        r = 0 if mode == 0 else (min(min(i, B - 1 - i), n - 1) if mode == 1 else i)
+        out_lam[i], out_cut[i] = np.float32(lam[r]), cut[r]
+        for k in range(4):
+            out_boxes[i, k] = boxes[r, k]
+    return out_lam, out_cut, out_boxes
 
 
-_G, _M1, _M2 = rng._GOLDEN, rng._M1, rng._M2
-
-
-@njit(nogil=True, cache=True)
-def _splitmix(z):
-    z = (z ^ (z >> np.uint64(30))) * _M1
-    z = (z ^ (z >> np.uint64(27))) * _M2
-    return z ^ (z >> np.uint64(31))
-
-
-@njit(nogil=True, cache=True)
-def _uniforms(base, streams, n):
-    """``rng.uniforms`` for indices 0..n-1 (``base``: the (seed, epoch) part of the key, as
-    ``rng.uniforms`` computes it): the same uint64 arithmetic (wrapping) and float64 scaling."""
+@njit(**_JIT)
+def _uniforms(key, streams, n):
     out = np.empty((streams.shape[0], n))
     for s in range(streams.shape[0]):
-        key = _splitmix(base ^ (streams[s] * _M2 + _G))
         for i in range(n):
-            z = _splitmix((np.uint64(i) * _G) ^ key)
-            out[s, i] = np.float64(z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+            out[s, i] = _uniform(key, streams[s], i)
     return out
 
 
 def uniforms(seed: int, epoch: int, n: int, streams) -> np.ndarray:
-    """``rng.uniforms(seed, epoch, np.arange(n), streams)``, compiled (one call instead of a
-    dozen NumPy passes; the values are the same: integer arithmetic and one exact scaling)."""
-    g, m1, u64 = int(_G), int(_M1), (1 << 64) - 1
-    base = rng._mix_int(rng._mix_int((seed + g) & u64) ^ (((epoch & u64) * g + m1) & u64))
-    keys = np.array([int(s) & u64 for s in streams], dtype=np.uint64)
-    return _uniforms(np.uint64(base), keys, int(n))
+    """``rng.uniforms(seed, epoch, np.arange(n), streams)``, compiled (the same values: integer
+    arithmetic and one exact scaling)."""
+    keys = np.array([int(s) & _U64 for s in streams], dtype=np.uint64)
+    return _uniforms(epoch_key(seed, epoch), keys, int(n))

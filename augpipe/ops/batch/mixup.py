@@ -31,9 +31,9 @@ from augpipe import rng
 from augpipe.errors import bad_param
 from augpipe.ops.base import Op, number, positive_int, probability
 from augpipe.ops.batch.blend import mix_inplace
-from augpipe.ops.batch.draws import lam_boxes, mix_draws
+from augpipe.ops.batch.draws import MODES, epoch_key, mix_params
 
-MODES = ("batch", "pair", "elem")
+_U64 = (1 << 64) - 1
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ class Mixup(Op):
         probability("Mixup.prob", self.prob)
         probability("Mixup.switch_prob", self.switch_prob)
         if self.mode not in MODES:
-            raise bad_param("Mixup.mode", f"one of {MODES}", self.mode)
+            raise bad_param("Mixup.mode", f"one of {tuple(MODES)}", self.mode)
         number("Mixup.label_smoothing", self.label_smoothing, 0.0, 1.0)
         if self.num_classes is not None:
             positive_int("Mixup.num_classes", self.num_classes)
@@ -92,51 +92,46 @@ class Mixup(Op):
     def params(self, seed: int, epoch: int, key: int, batch_size: int, hw, pos: int = 0):
         """(lam (B,) float32: a Mixup λ on the grid of 1/256, a CutMix λ after the area
         correction; cut (B,) bool; boxes (B, 4) y0 y1 x0 x1)."""
-        B = batch_size
-        n = {"batch": 1, "pair": B // 2, "elem": B}[self.mode]
-        n = max(n, 1)
-        base = (rng.stream_id(pos, 0) << 24) + int(key) * 64  # 64 streams per batch
-        mix_a, cut_a = self.mixup_alpha, self._cut_alpha
-        # every draw in one vectorised pass (augpipe.ops.batch.draws): the values of
-        # uniforms (base + 0, 5..9), Beta(mix_a) on base + 1 and Beta(cut_a) on base + 3
-        u, lam_mix, lam_cut = mix_draws(seed, epoch, n, base, mix_a, cut_a)
-        ones = np.ones(n)
+        B = int(batch_size)
+        n = max({"batch": 1, "pair": B // 2, "elem": B}[self.mode], 1)
+        base = ((rng.stream_id(pos, 0) << 24) + int(key) * 64) & _U64  # 64 streams per batch
+        mix_a, cut_a = float(self.mixup_alpha), float(self._cut_alpha)
         H, W = int(hw[0]), int(hw[1])
         lo, hi = self.cutmix_minmax or (0.0, 0.0)
         lo_hi = np.array([int(H * lo), int(H * hi), int(W * lo), int(W * hi)], np.int64)
-        lam, cut, boxes = lam_boxes(
-            u, ones if lam_mix is None else lam_mix, ones if lam_cut is None else lam_cut,
+        # every draw in one compiled call (augpipe.ops.batch.draws): uniforms (base + 0,
+        # 5..9), Beta(mix_a) on base + 1 and Beta(cut_a) on base + 3
+        return mix_params(
+            epoch_key(seed, epoch), np.uint64(base), n, B, MODES[self.mode], mix_a, cut_a,
             mix_a > 0 and cut_a > 0, cut_a > 0, float(self.switch_prob), float(self.prob),
             H, W, self.cutmix_minmax is not None, lo_hi, bool(self.correct_lam),
         )  # fmt: skip
-        if self.mode == "elem":
-            return lam.astype(np.float32), cut, boxes
-        if self.mode == "batch":
-            rep = np.zeros(B, np.int64)
-        elif self.mode == "pair":
-            half = np.arange(B)
-            rep = np.minimum(np.minimum(half, B - 1 - half), max(n - 1, 0))
-        return lam[rep].astype(np.float32), cut[rep], boxes[rep]
 
     def targets(self, labels: np.ndarray, lam: np.ndarray) -> np.ndarray:
         """Soft targets (B, classes), float32: ``λ y + (1-λ) y'`` of the smoothed one-hot rows
         of each sample and its partner, evaluated in float32 (the four values a row can hold,
         written once each: no (B, classes) temporaries)."""
-        labels = np.asarray(labels).astype(np.int64).reshape(-1)
-        B, C = len(labels), int(self.num_classes)
-        if B and (labels.min() < 0 or labels.max() >= C):
-            bad = labels[(labels < 0) | (labels >= C)][0]
-            raise bad_param("labels", f"class indices in [0, {C}) (Mixup.num_classes)", int(bad))
+        labels = np.asarray(labels)
+        if labels.dtype != np.int64:
+            labels = labels.astype(np.int64)
+        labels = labels.reshape(-1)
+        C = int(self.num_classes)
         off = np.float32(self.label_smoothing / C)
         on = np.float32(1.0 - self.label_smoothing + self.label_smoothing / C)
         lam = np.ascontiguousarray(lam, np.float32).reshape(-1)
-        return _soft_rows(labels, lam, off, on, C)
+        t, bad = _soft_rows(labels, lam, off, on, C)
+        if bad >= 0:
+            raise bad_param("labels", f"class indices in [0, {C}) (Mixup.num_classes)",
+                            int(labels[bad]))  # fmt: skip
+        return t
 
     def mix_inplace(self, images: np.ndarray, seed: int, epoch: int, key: int, pos: int):
         """The pixel half of ``run`` on a C-contiguous uint8 NHWC batch, in place (what a
-        loader worker does for ``stage="host"``); ``soft_targets`` is the other half."""
+        loader worker does for ``stage="host"``); returns λ (B,) float32, from which
+        ``targets`` makes the other half (``soft_targets`` draws it again)."""
         lam, cut, boxes = self.params(seed, epoch, key, len(images), images.shape[1:3], pos)
         mix_inplace(images, lam, cut, boxes)
+        return lam
 
     def soft_targets(self, labels, hw, seed: int, epoch: int, key: int, pos: int) -> np.ndarray:
         """The targets half of ``run``: (B, classes) float32 for the batch of ``labels``."""
@@ -168,9 +163,13 @@ class Mixup(Op):
 @njit(nogil=True, cache=True, error_model="numpy", boundscheck=False)
 def _soft_rows(labels, lam, off, on, C):
     """``targets``' rows: float32 ``λ`` times the row of the label plus ``1-λ`` times the
-    partner's (``off * λ + off * (1-λ)`` elsewhere), each value evaluated as in NumPy."""
+    partner's (``off * λ + off * (1-λ)`` elsewhere), each value evaluated as in NumPy; and
+    the position of the first label outside [0, C), -1 if none."""
     B = labels.shape[0]
     t = np.empty((B, C), np.float32)
+    for i in range(B):
+        if labels[i] < 0 or labels[i] >= C:
+            return t, i
     for i in range(B):
         lam_i = lam[i]
         w = np.float32(1.0) - lam_i
@@ -181,7 +180,7 @@ def _soft_rows(labels, lam, off, on, C):
         else:
             t[i, y] = on * lam_i + off * w
             t[i, o] = off * lam_i + on * w
-    return t
+    return t, -1
 
 
 def _like(labels, t, images):

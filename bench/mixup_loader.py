@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from augpipe import transforms as T  # noqa: E402
 from augpipe.format.dataset import ShardDataset  # noqa: E402
 from augpipe.loader.loader import Loader  # noqa: E402
+from augpipe.ops.batch.blend import mix_inplace  # noqa: E402
 from augpipe.ops.batch.mixup import Mixup  # noqa: E402
 from augpipe.train.split import SubsetDataset  # noqa: E402
 from bench.common import PACKED, metadata_line, shown, summarize  # noqa: E402
@@ -103,8 +104,9 @@ def loader_rows(packed, images: int, repeats: int, workers: int = 2, batch: int 
 def one_process_rows(packed, images: int, repeats: int, batch: int = 64,
                      size: int = 224) -> dict[str, dict]:  # fmt: skip
     """Per image in this process: µs of the standard pipeline's ``run_batch``, of the worker's
-    ``Mixup.mix_inplace`` on the batch just built, of the main process's soft targets from its
-    λ (one value per pass over ``images``; pass 0, compilation and caches, discarded)."""
+    Mixup on the batch just built (``Mixup.mix_inplace``: its draws, ``Mixup.params``, and the
+    blend, ``blend.mix_inplace``, timed apart), of the main process's soft targets from its λ
+    (one value per pass over ``images``; pass 0, compilation and caches, discarded)."""
     ds = ShardDataset(packed)
     n = min(images, len(ds)) // batch * batch
     if n == 0:
@@ -112,7 +114,7 @@ def one_process_rows(packed, images: int, repeats: int, batch: int = 64,
     pipe, op = _pipe(None, size), _mixup("host", len(ds.classes))
     out = np.empty((batch, size, size, 3), np.uint8)
     labels = np.asarray(ds.labels)
-    us: dict[str, list[float]] = {"pipeline": [], "mix": [], "targets": []}
+    us: dict[str, list[float]] = {"pipeline": [], "draws": [], "blend": [], "targets": []}
     for rep in range(repeats + 1):
         spent = dict.fromkeys(us, 0.0)
         for b in range(n // batch):
@@ -120,17 +122,19 @@ def one_process_rows(packed, images: int, repeats: int, batch: int = 64,
             t0 = time.perf_counter()
             pipe.run_batch(ds, idx, 0, 0, out)
             t1 = time.perf_counter()
-            lam = op.mix_inplace(out, 0, 0, b, 2)
+            lam, cut, boxes = op.params(0, 0, b, batch, (size, size), 2)  # = op.mix_inplace
             t2 = time.perf_counter()
-            op.targets(labels[idx], lam)
+            mix_inplace(out, lam, cut, boxes)
             t3 = time.perf_counter()
-            for k, dt in zip(us, (t1 - t0, t2 - t1, t3 - t2)):
+            op.targets(labels[idx], lam)
+            t4 = time.perf_counter()
+            for k, dt in zip(us, np.diff([t0, t1, t2, t3, t4])):
                 spent[k] += dt
         if rep:
             for k in us:
                 us[k].append(spent[k] / n * 1e6)
     rows = {k: summarize(v) for k, v in us.items()}
-    shares = [(m + t) / p for p, m, t in zip(us["pipeline"], us["mix"], us["targets"])]
+    shares = [(d + m + t) / p for p, d, m, t in zip(*us.values())]
     rows["share"] = summarize(shares)
     return rows
 
@@ -150,7 +154,8 @@ def markdown(rows: dict[str, dict], workers: int) -> list[str]:
 
 def one_process_markdown(rows: dict[str, dict]) -> list[str]:
     names = {"pipeline": "standard pipeline (`run_batch`, in a worker)",
-             "mix": "+ Mixup/CutMix pixels (`mix_inplace`, in the worker)",
+             "draws": "+ Mixup/CutMix draws (`Mixup.params`, in the worker)",
+             "blend": "+ Mixup/CutMix pixels (`blend.mix_inplace`, in the worker)",
              "targets": "+ soft targets (`targets`, in the main process)"}  # fmt: skip
     lines = ["| one process, RRC 224 + flip, batch of 64 | µs per image, median | min–max |",
              "|---|---|---|"]  # fmt: skip

@@ -13,7 +13,10 @@ had not built ahead (prefetch) to the last. The variants run back to back within
 in alternating order (A B C, C B A, ...), so each Mixup row always runs next to the row
 without Mixup; the cost is ``1 - median over repeats of (rate / rate without Mixup in the
 same repeat)`` (paired: slow drifts of a shared machine cancel), beside ``1 - median / median``
-(target, issue 10: <= 5%).
+(target, issue 10: <= 5%). Beside the rate, the CPU the Loader's processes (main + workers,
+``/proc/PID/schedstat``) spent per image over the same span, and its paired cost ``median of
+(CPU / CPU without Mixup) - 1``: what the throughput cost is where the cores are the limit,
+and far less sensitive than the rate to other load on a shared machine.
 
 One-process rows (this process, one thread): per batch, the standard
 pipeline's ``run_batch`` (what a worker does without Mixup), then the worker's Mixup on the
@@ -29,6 +32,7 @@ bench/recipe_speed.py prints the Loader rows too.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -65,7 +69,20 @@ def _pipe(stage: str | None, size: int) -> T.Compose:
     return T.Compose(ops)
 
 
-def _epochs_rate(ds, pipe, batch: int, workers: int, epochs: int) -> float:
+def _cpu_ns(pids) -> float:
+    """CPU time (ns) the processes ``pids`` have run so far; NaN where /proc cannot say."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            return float("nan")
+    return float(total)
+
+
+def _epochs_rate(ds, pipe, batch: int, workers: int, epochs: int) -> tuple[float, float]:
+    """(images/s, CPU µs per image of the main process and the workers) over the timed span."""
     with Loader(ds, batch, pipe, seed=0, workers=workers, output="numpy", drop_last=True) as lo:
         for _ in lo:  # warm-up epoch: worker start, Numba caches, decode buffers
             pass
@@ -75,29 +92,39 @@ def _epochs_rate(ds, pipe, batch: int, workers: int, epochs: int) -> float:
         if len(lo) < skip + 4:
             raise SystemExit(f"--images: {len(lo)} batches per epoch, need {skip + 4}")
         t0 = None
+        pids = [os.getpid(), *lo.worker_pids]
         for _ in range(epochs):
             for b, _ in enumerate(lo):
                 if t0 is None and b == skip:
-                    t0 = time.perf_counter()
-        return (epochs * len(lo) - 1 - skip) * batch / (time.perf_counter() - t0)
+                    t0, c0 = time.perf_counter(), _cpu_ns(pids)
+        n = (epochs * len(lo) - 1 - skip) * batch
+        return n / (time.perf_counter() - t0), (_cpu_ns(pids) - c0) / n / 1e3
 
 
 def loader_rows(packed, images: int, repeats: int, workers: int = 2, batch: int = 64,
                 size: int = 224, epochs: int = 3) -> dict[str, dict]:  # fmt: skip
     """Loader images/s per variant (see the module docstring); the Mixup rows also carry
-    ``paired_cost``: 1 - the median of their per-repeat ratio to the row without Mixup."""
+    ``paired_cost``: 1 - the median of their per-repeat ratio to the row without Mixup; every
+    row ``cpu_us`` (CPU µs per image: median, min, max) and the Mixup rows ``cpu_cost``."""
     base = ShardDataset(packed)
     ds = SubsetDataset(base, np.arange(min(images, len(base)), dtype=np.int64))
     pipes = {name: _pipe(stage, size) for name, stage in VARIANTS.items()}
     rates: dict[str, list[float]] = {k: [] for k in pipes}
+    cpu: dict[str, list[float]] = {k: [] for k in pipes}
     names = list(pipes)
     for rep in range(repeats):
         for name in names if rep % 2 == 0 else names[::-1]:
-            rates[name].append(_epochs_rate(ds, pipes[name], batch, workers, epochs))
+            rate, us = _epochs_rate(ds, pipes[name], batch, workers, epochs)
+            rates[name].append(rate)
+            cpu[name].append(us)
     rows = {name: summarize(r) for name, r in rates.items()}
+    for name in names:
+        rows[name]["cpu_us"] = summarize(cpu[name])
     for name in names[1:]:
         ratios = [m / b for m, b in zip(rates[name], rates[BASE])]
         rows[name]["paired_cost"] = 1.0 - statistics.median(ratios)
+        used = [m / b for m, b in zip(cpu[name], cpu[BASE])]
+        rows[name]["cpu_cost"] = statistics.median(used) - 1.0
     return rows
 
 
@@ -142,13 +169,17 @@ def one_process_rows(packed, images: int, repeats: int, batch: int = 64,
 def markdown(rows: dict[str, dict], workers: int) -> list[str]:
     base = rows[BASE]["median"]
     lines = [f"| Loader, {workers} workers, RRC 224 + flip, uint8 NumPy out | images/s median | "
-             "min–max | cost: 1 − median of paired ratios (target ≤ 5%) | 1 − median ÷ median |",
-             "|---|---|---|---|---|"]  # fmt: skip
+             "min–max | cost: 1 − median of paired ratios (target ≤ 5%) | 1 − median ÷ median "
+             "| CPU µs/image (main + workers), median (min–max) | CPU cost: median of paired "
+             "ratios − 1 |", "|---|---|---|---|---|---|---|"]  # fmt: skip
     for name, r in rows.items():
         paired = f"{r['paired_cost']:.1%}" if "paired_cost" in r else "—"
         cost = "—" if name == BASE else f"{1 - r['median'] / base:.1%}"
+        c = r.get("cpu_us")
+        cpu = f"{c['median']:.1f} ({c['min']:.1f}–{c['max']:.1f})" if c else "—"
+        cpu_cost = f"{r['cpu_cost']:.1%}" if "cpu_cost" in r else "—"
         lines.append(f"| {name} | {r['median']:,.0f} | {r['min']:,.0f}–{r['max']:,.0f} | "
-                     f"{paired} | {cost} |")  # fmt: skip
+                     f"{paired} | {cost} | {cpu} | {cpu_cost} |")  # fmt: skip
     return lines
 
 

@@ -35,7 +35,7 @@ PROGRAM_FIELDS = ("prog", "parg", "geo", "clip", "pfill", "ebox", "emode", "ecol
 _KERNEL_SOURCES = ("kernels.py", "axis.py", "simd.py", "fixed.py", "fixed_gather.py",
                    "pixel/tile.py", "pixel/program.py", "pixel/tables.py",
                    "pixel/filters.py")  # fmt: skip
-_KERNELS_DIGEST = "f9bcb5ec8cbf60ff"
+_KERNELS_DIGEST = "ba70a16e438fec6a"
 _GRID = 17  # the map's bounding box is taken over a 17 x 17 grid of output points
 
 

@@ -139,6 +139,8 @@ def test_spans_outside_the_output_are_refused():
         render_item_spans(src, False, f, 0, out, 15, 0, lo, hi, 8)  # rows past the bottom
     with pytest.raises(ValueError, match="render_item_spans"):
         render_item_spans(src, False, f, 0, out, 0, 0, lo, hi + 1, 8)  # a span past sw
+    with pytest.raises(ValueError, match="C-contiguous"):
+        render_item_spans(src, False, f, 0, out[:, ::2], 0, 0, lo, hi, 8)
     assert not out.any()
 
 

@@ -446,6 +446,10 @@ def render_item_spans(src, bgr, f: tuple, j: int, out, oy0: int, ox0: int, lo, h
     sy, sx = float(src_scale[0]), float(src_scale[1])
     oy, ox = float(src_offset[0]), float(src_offset[1])
     lo, hi = np.ascontiguousarray(lo, np.int64), np.ascontiguousarray(hi, np.int64)
+    if not (out.flags.c_contiguous and out.dtype == np.uint8 and out.ndim == 3):
+        c = out.flags.c_contiguous
+        raise ValueError(f"render_item_spans: out must be a C-contiguous (H, W, 3) uint8 image, "
+                         f"got {out.dtype} {out.shape} (contiguous: {c})")  # fmt: skip
     args = (src, bool(bgr), f[9], int(j), float(fill), sy, sx, oy, ox)
     done = _render_spans(*args, out, int(oy0), int(ox0), lo, hi, int(sw))
     if done < 0:

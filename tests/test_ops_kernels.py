@@ -281,3 +281,14 @@ def test_gather4x2_equals_lerp_pixel2():
         for o in range(0, len(offs), 4):
             gather4x2(src, offs, stride, wx, wy, o, py, 3 * o, bgr)
         np.testing.assert_allclose(got[:-4], py, rtol=0, atol=1e-3)
+
+
+def test_a_degenerate_shrink_renders_the_fill_not_a_petabyte_box_filter():
+    # hypothesis found RandomScale(1e-15): the box filter's factor, 1e15, sized its buffers
+    from augpipe import Compose
+    from augpipe.ops.detection.random_scale import RandomScale
+
+    img = _img(36, 44)
+    for fill in (0, 114):
+        out = Compose([RandomScale(scale=(1e-15, 1e-15), p=1.0)], fill=fill)(img, 0, 0, 0)
+        assert out.shape == img.shape and (out == fill).all()

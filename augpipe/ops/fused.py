@@ -66,8 +66,10 @@ def _render_axis(src, bgr, A, cmat, coff, cmean, color, out, mask=None, M=None):
     x1 = max(min(math.ceil(A[0, 2] + sx * W / 2), w), x0 + 1)
     y0 = min(max(math.floor(A[1, 2] - sy * H / 2), 0), h - 1)
     y1 = max(min(math.ceil(A[1, 2] + sy * H / 2), h), y0 + 1)
-    fx = int(sx) if sx > 2.0 else 1
-    fy = int(sy) if sy > 2.0 else 1
+    # a factor past the region's extent averages the same single block (and would size the
+    # box filter's buffers by it: a degenerate scale such as 1e-15 asked for petabytes)
+    fx = min(int(min(sx, 1e9)), x1 - x0) if sx > 2.0 else 1
+    fy = min(int(min(sy, 1e9)), y1 - y0) if sy > 2.0 else 1
     ax, bx0, ay, by0 = A[0, 0], A[0, 2], A[1, 1], A[1, 2]
     if fx > 1 or fy > 1:
         src = _reduce(src, y0, y1, x0, x1, fy, fx)
@@ -186,7 +188,7 @@ def _render_warp(src, bgr, A1, k, A2, fill, cmat, coff, cmean, color, out, mask=
                            A2[1, 0] * A1[0, 1] + A2[1, 1] * A1[1, 1]))  # fmt: skip
         if k < 0:
             s *= 1.0 + 3.0 * k  # the radial step r (1 + k r^2) shrinks to 1 + 3k at the corners
-    f = int(s) if s > 2.0 else 1
+    f = min(int(min(s, 1e9)), max(h, w)) if s > 2.0 else 1  # (capped as in _render_axis)
     pad = 2 * f + 1
     lo_x, hi_x = max(min(lo_x, 1e9), -1e9), max(min(hi_x, 1e9), -1e9)
     lo_y, hi_y = max(min(lo_y, 1e9), -1e9), max(min(hi_y, 1e9), -1e9)

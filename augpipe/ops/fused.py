@@ -126,8 +126,12 @@ def _render_warp(src, bgr, A1, k, A2, fill, cmat, coff, cmean, color, out, mask=
     if spans is not None:  # (lo, hi, oy0, ox0, sw): a sub-frame of ``out`` (``kernels.warp``)
         H, W = spans[0].shape[0], spans[4]
     proj = not (_affine(A1) and _affine(A2))
-    # bounding box of the map over a grid of output points, border included
-    lo_x, hi_x, lo_y, hi_y, s, _ = _grid_map(A1, k, A2, W, H, _GRID, proj)
+    # bounding box of the map over a grid of output points, border included; without a lens
+    # the corners bound it (a homography maps the frame to the quadrilateral of its corners'
+    # images, w being linear), so a coarse grid gives the same box (5 x 5: the Jacobian's
+    # extremes for a perspective map's step; 2 x 2 for an affine one)
+    g = _GRID if k != 0.0 else 5 if proj else 2
+    lo_x, hi_x, lo_y, hi_y, s, _ = _grid_map(A1, k, A2, W, H, g, proj)
     if not proj:
         s = min(math.hypot(A2[0, 0] * A1[0, 0] + A2[0, 1] * A1[1, 0],
                            A2[1, 0] * A1[0, 0] + A2[1, 1] * A1[1, 0]),

@@ -3,11 +3,12 @@
 The pipeline's record is drawn for the 2S x 2S canvas (``Mosaic.frames``); tile q's record is
 the same with ``A2`` preceded by canvas -> image q (``C_q A2``). Every tile of a batch gets its
 record at once (``_plan``). Each tile's source is decoded only where the tile's part of the
-output reads it (a region decode, at the DCT scale its map allows), rendered by the ordinary
-fused kernel into the bounding box of that part only (a sub-frame: ``A1`` shifted by the
-sub-frame's offset), and the pixels whose canvas point lies on the tile (one run per row) are
-copied into the output, which starts as the fill. Targets go to canvas coordinates, are cut
-at their tile, and then take the canvas record's map once, filters at the end as always.
+output reads it (a region decode, at the DCT scale its map allows) and rendered by the
+ordinary fused kernel over the bounding box of that part only (a sub-frame: ``A1`` shifted by
+the sub-frame's offset), writing only the pixels whose canvas point lies on the tile (one run
+per row) straight into the output (``render_item_spans``); the fill goes where no run lands.
+Targets go to canvas coordinates, are cut at their tile, and then take the canvas record's
+map once, filters at the end as always.
 """
 
 from __future__ import annotations
@@ -303,16 +304,11 @@ def _plan(recs, partners, centres, sizes, S: int):
 
 
 class _Scratch:
-    """Grow-only tile buffers (one per run: a tile is rendered, then copied out)."""
+    """A grow-only buffer for the tiles' semantic masks (one per run: a tile's mask is
+    sampled, then its runs copied out)."""
 
     def __init__(self):
-        self.img = np.empty(0, np.uint8)
         self.mask = np.empty(0, np.uint8)
-
-    def image(self, h: int, w: int) -> np.ndarray:
-        if self.img.size < h * w * 3:
-            self.img = np.empty(h * w * 3, np.uint8)
-        return self.img[: h * w * 3].reshape(1, h, w, 3)
 
     def semantic(self, h: int, w: int) -> np.ndarray:
         if self.mask.size < h * w:

@@ -14,7 +14,7 @@ import math
 import numpy as np
 from numba import njit
 
-_GRID = 17  # the map's bounding box is taken over a 17 x 17 grid of output points
+_GRID = 17  # under a lens, the map's bounding box is taken over a 17 x 17 grid of output points
 
 
 @njit(nogil=True, cache=True, fastmath=True, error_model="numpy")
@@ -105,10 +105,11 @@ def _source_boxes(A2s, A1s, ks, sizes, H, W, boxes):
             A2 = A2s[n, j]
             p = not (_affine(A1) and _affine(A2))
             proj = proj or p
-            # without lens or perspective the map is affine: the corners bound it; with
-            # perspective (and no lens) too, unless a corner lies behind the horizon
-            g = _GRID if k != 0.0 or p else 2
-            # the same grid _render_warp bounds its map with
+            # without a lens the corners bound the map (a homography maps the frame to the
+            # quadrilateral of its corners' images, w being linear): 2 x 2 for an affine map,
+            # 5 x 5 for a perspective one (its Jacobian's extremes for the step); the same
+            # grid _render_warp bounds its map with
+            g = _GRID if k != 0.0 else 5 if p else 2
             bx0, bx1, by0, by1, s0, s1 = _grid_map(A1, k, A2, W, H, g, p)
             lo_x, hi_x = min(lo_x, bx0), max(hi_x, bx1)
             lo_y, hi_y = min(lo_y, by0), max(hi_y, by1)

@@ -47,7 +47,7 @@ PROGRAM_FIELDS = ("prog", "parg", "geo", "clip", "pfill", "ebox", "emode", "ecol
 _KERNEL_SOURCES = ("kernels.py", "axis.py", "simd.py", "fixed.py", "fixed_gather.py", "bounds.py",
                    "pixel/tile.py", "pixel/program.py", "pixel/tables.py",
                    "pixel/filters.py")  # fmt: skip
-_KERNELS_DIGEST = "5b160a0faf818dc3"
+_KERNELS_DIGEST = "cf024a1a48c7e742"
 
 
 @njit(nogil=True, cache=True, fastmath=True, error_model="numpy")
@@ -336,7 +336,9 @@ def render_item_spans(src, bgr, f: tuple, j: int, out, oy0: int, ox0: int, lo, h
     if done == 0:
         tile = np.empty((1, len(lo), int(sw), 3), np.uint8)
         _render_record(*args, tile)
-        _copy_spans(tile[0], out, int(oy0), int(ox0), lo, hi)
+        H, W = out.shape[0], out.shape[1]
+        copy_runs(tile[0].reshape(len(lo), int(sw) * 3), out.reshape(H, W * 3), int(oy0),
+                  int(ox0), 3, lo, hi)  # fmt: skip
 
 
 @njit(nogil=True, cache=True, fastmath=True, error_model="numpy")
@@ -368,9 +370,16 @@ def _render_spans(src, bgr, recs, j, fill, sy, sx, oy, ox, out, oy0, ox0, lo, hi
 
 
 @njit(nogil=True, cache=True, error_model="numpy", boundscheck=False)
-def _copy_spans(tile, out, oy0, ox0, lo, hi):
-    """out[oy0 + y, ox0 + x] = tile[y, x] for x in [lo[y], hi[y])."""
+def copy_runs(tile, out, oy0, ox0, C, lo, hi):
+    """``out[oy0 + y, ox0 + x] = tile[y, x]`` for x in [lo[y], hi[y]), rows flattened with C
+    channels: ``tile`` (h, w C), ``out`` (H, W C). Unsigned offsets: the loop vectorises (no
+    negative-index wraparound code)."""
+    o = np.uint64(ox0 * C)
+    one = np.uint64(1)
     for y in range(lo.shape[0]):
-        for x in range(lo[y], hi[y]):
-            for c in range(3):
-                out[oy0 + y, ox0 + x, c] = tile[y, x, c]
+        i, end = np.uint64(lo[y] * C), np.uint64(hi[y] * C)
+        dst = out[oy0 + y]
+        src = tile[y]
+        while i < end:
+            dst[o + i] = src[i]
+            i += one

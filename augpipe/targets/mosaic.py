@@ -18,7 +18,7 @@ from numba import njit
 
 from augpipe.decode import load_region
 from augpipe.ops.detection.mosaic import placements
-from augpipe.ops.fused import _affine, _grid_map, _source_boxes, fields, render_item_spans
+from augpipe.ops.fused import _source_boxes, copy_runs, fields, render_item_spans
 from augpipe.ops.params import min_scales
 from augpipe.targets.batch import read_targets
 from augpipe.targets.core import Targets
@@ -80,22 +80,6 @@ def _runs(M, S, oy0, ox0, h, w, rx0, ry0, rx1, ry1, lo, hi):
         while e > s and not _inside(M, X0 + e - 1, Y, rx0, ry0, rx1, ry1):
             e -= 1
         lo[y], hi[y] = s, e
-
-
-@njit(nogil=True, cache=True, error_model="numpy", boundscheck=False)
-def _copy_runs(tile, out, oy0, ox0, C, lo, hi):
-    """``out[oy0 + y, ox0 + x] = tile[y, x]`` for x in [lo[y], hi[y]), rows flattened with C
-    channels: ``tile`` (h, w C), ``out`` (H, W C). Unsigned offsets: the loop vectorises (no
-    negative-index wraparound code)."""
-    o = np.uint64(ox0 * C)
-    one = np.uint64(1)
-    for y in range(lo.shape[0]):
-        i, end = np.uint64(lo[y] * C), np.uint64(hi[y] * C)
-        dst = out[oy0 + y]
-        src = tile[y]
-        while i < end:
-            dst[o + i] = src[i]
-            i += one
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
@@ -163,26 +147,12 @@ def _fill_gaps(out, fill, sample, frame, lo, hi):
 
 @njit(nogil=True, cache=True, error_model="numpy")
 def _tile_boxes(A2s, A1s, ks, sizes, frame, boxes):
-    """``source_boxes`` per tile, each over its own sub-frame (one call for the batch). A
-    perspective map without a lens (Mosaic's usual tile) takes a 5 x 5 grid instead of 17 x
-    17: its image of the sub-frame is the quadrilateral of the corners' images (w is linear:
-    in front of the horizon at the corners means everywhere), so the bounding box is the same
-    and only the step estimate, which sizes a margin of at least 16 pixels, is coarser."""
+    """``source_boxes`` per tile, each over its own sub-frame (one call for the batch)."""
     for t in range(A2s.shape[0]):
         H = max(frame[t, 3] - frame[t, 1], 1)
         W = max(frame[t, 2] - frame[t, 0], 1)
-        A1, A2 = A1s[t], A2s[t, 0]
-        if ks[t] != 0.0 or A2s.shape[1] != 1 or (_affine(A1) and _affine(A2)):
-            _source_boxes(A2s[t : t + 1], A1s[t : t + 1], ks[t : t + 1], sizes[t : t + 1], H, W,
-                          boxes[t : t + 1])  # fmt: skip
-            continue
-        lo_x, hi_x, lo_y, hi_y, _, step = _grid_map(A1, 0.0, A2, W, H, 5, True)
-        pad = 2.0 * max(step, 8.0)  # as _source_boxes pads a perspective map
-        boxes[t, 0] = max(min(lo_y - pad, 1e9), -1e9)
-        boxes[t, 1] = max(min(hi_y + pad, 1e9), -1e9)
-        boxes[t, 2] = max(min(lo_x - pad, 1e9), -1e9)
-        boxes[t, 3] = max(min(hi_x + pad, 1e9), -1e9)
-        boxes[t, 4] = step
+        _source_boxes(A2s[t : t + 1], A1s[t : t + 1], ks[t : t + 1], sizes[t : t + 1], H, W,
+                      boxes[t : t + 1])  # fmt: skip
 
 
 def _boxes_to_canvas(ts: list, places, rects):
@@ -367,7 +337,7 @@ def run_mosaic(tp, dataset, indices, seed: int, epoch: int, out, sem_out=None) -
                           hi[t, :sh], sw, fill, sc, off)  # fmt: skip
         if sems is not None and tqs[t].semantic is not None:
             m = warp_nearest(tqs[t].semantic, sub[t], (sh, sw), 255, out=scratch.semantic(sh, sw))
-            _copy_runs(m, sems[j], oy0, ox0, 1, lo[t, :sh], hi[t, :sh])
+            copy_runs(m, sems[j], oy0, ox0, 1, lo[t, :sh], hi[t, :sh])
     return _finish(tp, recs, canvas, sems, S)
 
 
